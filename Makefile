@@ -1,0 +1,51 @@
+# The kit's entry points. `make demo` and `make test` each run `make setup` first, so a
+# fresh machine needs nothing else. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_COHORT ?= lab
+DEMO_STUDENTS ?= 2
+
+.PHONY: setup host demo test bench lint lock clean
+
+## setup: host packages, the Docker engine, and .venv with the pinned dependencies
+setup: host $(STAMP)
+
+host:
+	@scripts/setup_host.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+## demo: a simulated cohort on this machine, its status table, and how to log in
+demo: setup
+	$(BIN)/workshop cloud up --cohort $(DEMO_COHORT) --students $(DEMO_STUDENTS)
+	$(BIN)/ansible all -m ansible.builtin.ping -o
+
+## test: lint, then the whole test suite against the real engine and lab VMs
+test: setup lint
+	$(BIN)/pytest
+
+## bench: measured timings, printed as a table
+bench: setup
+	$(BIN)/python scripts/bench.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## lock: re-pin every dependency (after editing pyproject.toml)
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+## clean: take the demo cohort down and remove the venv and caches (images stay)
+clean:
+	-@test -x $(BIN)/workshop && $(BIN)/workshop cloud down --cohort $(DEMO_COHORT)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -1,0 +1,137 @@
+"""The ``workshop`` command: option parsing and rendering only.
+
+Each command calls one library function and renders what it returns; problems the user
+can fix arrive as ``WorkshopError`` and are printed as one line, without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from workshop.errors import WorkshopError
+from workshop.labcloud import cloud, images
+
+app = typer.Typer(
+    help="Run hands-on 'Containerization with Docker for ML' cohort workshops.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+cloud_app = typer.Typer(help="The lab cloud: a simulated cohort of student VMs on this machine.")
+app.add_typer(cloud_app, name="cloud")
+
+# soft_wrap: long paths and ssh commands stay on one line, ready to copy.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CohortOption = Annotated[
+    str, typer.Option("--cohort", help="Cohort name (a DNS label, e.g. nov-2026).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def friendly_errors(command: F) -> F:
+    """Turn a WorkshopError into 'error: <message>' on stderr and exit status 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except WorkshopError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def render_cloud(report: cloud.CloudReport) -> None:
+    """The VM table, the registry line and how to log in."""
+    table = Table(title=f"Lab cloud '{report.cohort}' ({report.distro})")
+    for column in ("VM", "IP", "SSH ok", "systemd"):
+        table.add_column(column)
+    for vm in report.vms:
+        ok = "[green]yes[/]" if vm.ssh_ok else "[red]no[/]"
+        healthy = vm.systemd in ("running", "degraded")
+        table.add_row(vm.hostname, vm.ip, ok, vm.systemd if healthy else f"[red]{vm.systemd}[/]")
+    out.print(table)
+    if report.registry:
+        out.print(
+            f"Classroom registry: https://{report.registry.address} ({report.registry.health}); "
+            f"credentials in {report.state_dir}/registry/credentials.json (0600)"
+        )
+    else:
+        out.print("[red]Classroom registry: missing[/]")
+
+
+@cloud_app.command("up")
+@friendly_errors
+def cloud_up(
+    students: Annotated[int, typer.Option("--students", help="Number of student VMs.")] = 2,
+    distro: Annotated[
+        str, typer.Option("--distro", help=f"One of: {', '.join(images.DISTROS)}.")
+    ] = images.DEFAULT_DISTRO,
+    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    as_json: JsonOption = False,
+) -> None:
+    """Start (or complete) a lab cloud of N student VMs and the classroom registry."""
+    spec = cloud.validate_spec(cohort, students, distro)
+    report = cloud.up(spec, progress=lambda msg: err.print(f"[dim]-> {msg}[/]", highlight=False))
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        for image in report.images:
+            verb = f"built in {image.seconds:.0f}s" if image.built else "reused"
+            err.print(f"[dim]image {image.tag}: {verb}[/]", highlight=False)
+        render_cloud(report)
+        first = report.vms[0]
+        ssh_dir = f"{report.state_dir}/ssh"
+        out.print(
+            f"Log in: ssh -i {ssh_dir}/id_ed25519 -o UserKnownHostsFile={ssh_dir}/known_hosts "
+            f"{cloud.ADMIN_USER}@{first.ip}"
+        )
+        out.print(f"Ansible: ansible all -m ping   (inventory {report.state_dir}/inventory.yml)")
+        out.print(f"Ready in {report.seconds:.0f}s.")
+    if not report.ready:
+        not_ready = [vm.hostname for vm in report.vms if not vm.ssh_ok] or ["the registry"]
+        err.print(f"[bold red]error:[/] not ready: {', '.join(not_ready)}", highlight=False)
+        raise typer.Exit(1)
+
+
+@cloud_app.command("status")
+@friendly_errors
+def cloud_status(cohort: CohortOption = cloud.DEFAULT_COHORT, as_json: JsonOption = False) -> None:
+    """Show each VM's IP, whether SSH answers, and systemd's state."""
+    report = cloud.status(cohort)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        render_cloud(report)
+    if not report.ready:
+        raise typer.Exit(1)
+
+
+@cloud_app.command("down")
+@friendly_errors
+def cloud_down(cohort: CohortOption = cloud.DEFAULT_COHORT) -> None:
+    """Remove the cohort's VMs, registry, volumes, network, keys and state. Idempotent."""
+    report = cloud.down(cohort)
+    if not (report.containers or report.volumes or report.networks or report.files):
+        out.print(f"Cohort '{cohort}': nothing to remove.")
+        return
+    out.print(
+        f"Cohort '{cohort}' removed: {len(report.containers)} containers, "
+        f"{len(report.volumes)} volumes, {len(report.networks)} networks, "
+        f"{len(report.files)} state paths."
+    )
+
+
+if __name__ == "__main__":
+    app()
