@@ -85,7 +85,7 @@ def cloud_up(
     spec = cloud.validate_spec(cohort, students, distro)
     report = cloud.up(spec, progress=lambda msg: err.print(f"[dim]-> {msg}[/]", highlight=False))
     if as_json:
-        out.print_json(json.dumps(report.to_dict()))
+        typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         for image in report.images:
             verb = f"built in {image.seconds:.0f}s" if image.built else "reused"
@@ -111,7 +111,7 @@ def cloud_status(cohort: CohortOption = cloud.DEFAULT_COHORT, as_json: JsonOptio
     """Show each VM's IP, whether SSH answers, and systemd's state."""
     report = cloud.status(cohort)
     if as_json:
-        out.print_json(json.dumps(report.to_dict()))
+        typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         render_cloud(report)
     if not report.ready:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
-from fabric import Connection
+from fabric import Config, Connection
 
 CONNECT_TIMEOUT = 5
 
@@ -38,6 +38,8 @@ def connect(target: SshTarget) -> Connection:
         user=target.user,
         port=target.port,
         connect_timeout=CONNECT_TIMEOUT,
+        # Never forward our stdin: the kit runs unattended (CI, cron, pytest).
+        config=Config(overrides={"run": {"in_stream": False}}),
         connect_kwargs={
             "key_filename": str(target.key_file),
             "look_for_keys": False,
@@ -64,7 +66,7 @@ def probe_systemd(target: SshTarget, *, wait_seconds: float = 0) -> SystemdProbe
                 if wait_seconds:
                     remaining = max(1, int(deadline - time.monotonic()))
                     command = f"timeout {remaining} {command} --wait"
-                result = connection.run(command, hide=True, warn=True, in_stream=False)
+                result = connection.run(command, hide=True, warn=True)
                 return SystemdProbe(ssh_ok=True, systemd=result.stdout.strip() or "unknown")
         except (OSError, paramiko.SSHException) as exc:
             error = f"ssh: {exc}".splitlines()[0][:120]
