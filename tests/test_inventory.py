@@ -1,0 +1,36 @@
+"""The example inventory for real cohorts stays in step with what the lab cloud writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import REPO
+from workshop.labcloud import cloud
+
+EXAMPLE = REPO / "inventory" / "example-cohort.yml"
+
+
+def test_example_inventory_parses_with_ansible():
+    result = subprocess.run(
+        [str(REPO / ".venv/bin/ansible-inventory"), "-i", str(EXAMPLE), "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    parsed = json.loads(result.stdout)
+    assert parsed["student_vms"]["hosts"] == ["student-01", "student-02", "student-03"]
+
+
+def test_example_sets_every_variable_the_lab_cloud_sets(tmp_path):
+    files = cloud.CohortPaths(Path(tmp_path))
+    vm = cloud.VmStatus("ws-x-student-01", "student-01", "10.213.0.11", "abc")
+    generated = yaml.safe_load(cloud.render_inventory("x", files, [vm], "10.213.0.2:5000"))
+    example = yaml.safe_load(EXAMPLE.read_text())
+    lab_only = {"ansible_ssh_common_args"}  # real VMs use the operator's own known_hosts
+    assert set(generated["all"]["vars"]) - lab_only == set(example["all"]["vars"])
+    assert set(generated["all"]["children"]) == set(example["all"]["children"])
