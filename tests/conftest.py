@@ -50,9 +50,9 @@ def labelled(engine: docker.DockerClient, cohort: str) -> dict[str, list[str]]:
     """Names of every container, volume and network carrying the cohort's label."""
     selector = {"label": [f"org.workshop.cohort={cohort}"]}
     return {
-        "containers": [c.name for c in engine.containers.list(all=True, filters=selector)],
-        "volumes": [v.name for v in engine.volumes.list(filters=selector)],
-        "networks": [n.name for n in engine.networks.list(filters=selector)],
+        "containers": sorted(c.name for c in engine.containers.list(all=True, filters=selector)),
+        "volumes": sorted(v.name for v in engine.volumes.list(filters=selector)),
+        "networks": sorted(n.name for n in engine.networks.list(filters=selector)),
     }
 
 
