@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 ## demo: a simulated cohort on this machine, its status table, and how to log in
 demo: setup
 	$(BIN)/workshop cloud up --cohort $(DEMO_COHORT) --students $(DEMO_STUDENTS)
-	$(BIN)/ansible all -m ansible.builtin.ping -o
+	$(BIN)/ansible all -m ansible.builtin.ping
 
 ## test: lint, then the whole test suite against the real engine and lab VMs
 test: setup lint

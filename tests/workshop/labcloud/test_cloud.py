@@ -29,7 +29,7 @@ def test_ansible_ping_reaches_every_vm_through_the_generated_inventory(lab_cloud
     inventory = state_root / "current" / "inventory.yml"
     assert inventory.resolve().parent.name == lab_cloud["cohort"]
     result = subprocess.run(
-        [str(Path(REPO / ".venv/bin/ansible")), "all", "-i", str(inventory), "-m", "ping", "-o"],
+        [str(Path(REPO / ".venv/bin/ansible")), "all", "-i", str(inventory), "-m", "ping"],
         capture_output=True,
         text=True,
         cwd=REPO,
