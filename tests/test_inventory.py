@@ -29,8 +29,17 @@ def test_example_inventory_parses_with_ansible():
 def test_example_sets_every_variable_the_lab_cloud_sets(tmp_path):
     files = cloud.CohortPaths(Path(tmp_path))
     vm = cloud.VmStatus("ws-x-student-01", "student-01", "10.213.0.11", "abc")
-    generated = yaml.safe_load(cloud.render_inventory("x", files, [vm], "10.213.0.2:5000"))
+    student = cloud.roster(1)[0]
+    key = files.student_dir(student.login) / "id_ed25519.pub"
+    key.parent.mkdir(parents=True)
+    key.write_text("ssh-ed25519 AAAA student01@x\n")
+    rendered = cloud.render_inventory("x", files, [vm], "10.213.0.2:5000", [student], ["r@d"])
+    generated = yaml.safe_load(rendered)
     example = yaml.safe_load(EXAMPLE.read_text())
     lab_only = {"ansible_ssh_common_args"}  # real VMs use the operator's own known_hosts
     assert set(generated["all"]["vars"]) - lab_only == set(example["all"]["vars"])
     assert set(generated["all"]["children"]) == set(example["all"]["children"])
+    host = generated["all"]["children"]["student_vms"]["hosts"]["student-01"]
+    example_host = example["all"]["children"]["student_vms"]["hosts"]["student-01"]
+    assert set(host) == set(example_host)
+    assert set(host["workshop_students"][0]) == set(example_host["workshop_students"][0])

@@ -39,6 +39,8 @@ DEFAULT_COHORT = "lab"
 ADMIN_USER = "admin"
 REGISTRY_PORT = 5000
 REGISTRY_USER = "instructor"
+HELLO_REPOSITORY = "classroom/hello"
+HELLO_TAG = "1"
 BOOT_TIMEOUT = 180
 
 LABEL_COHORT = "org.workshop.cohort"
@@ -144,6 +146,23 @@ class CloudReport:
 
 
 @dataclass(frozen=True)
+class Student:
+    """One entry of the lab cloud's roster: one student per VM."""
+
+    login: str
+    name: str
+    host: str
+
+
+def roster(students: int) -> list[Student]:
+    """The lab cloud's roster: ``student01`` on ``student-01``, and so on."""
+    return [
+        Student(f"student{index:02d}", f"Student {index:02d}", _hostname(index))
+        for index in range(1, students + 1)
+    ]
+
+
+@dataclass(frozen=True)
 class CohortPaths:
     """Files of one cohort's state directory."""
 
@@ -180,6 +199,10 @@ class CohortPaths:
     @property
     def htpasswd(self) -> Path:
         return self.root / "registry" / "htpasswd"
+
+    def student_dir(self, login: str) -> Path:
+        """Login card material of one student: SSH key pair and password (0600)."""
+        return self.root / "students" / login
 
     @property
     def inventory(self) -> Path:
@@ -238,13 +261,19 @@ def up(spec: CloudSpec, progress: Progress = lambda _msg: None) -> CloudReport:
     vm_image = images.build_image(client, "student-vm", spec.distro)
     registry_image = images.build_image(client, "classroom-registry", spec.distro)
 
+    hello_image = images.build_image(client, "hello", spec.distro)
+
     progress(f"state: {files.root}")
     _ensure_secrets(cohort, files)
+    students = roster(spec.students)
+    logins_changed = _ensure_students(files, students)
     network, subnet = _ensure_network(client, cohort)
 
     registry_address = f"{_registry_ip(subnet)}:{REGISTRY_PORT}"
     progress(f"classroom registry: https://{registry_address}")
-    _ensure_registry(client, cohort, files, network.name, subnet, registry_image.tag)
+    _ensure_registry(
+        client, cohort, files, network.name, subnet, registry_image.tag, logins_changed
+    )
     _trust_on_host(registry_address, files.ca_cert.read_bytes())
 
     progress(f"student VMs: {spec.students}")
@@ -260,18 +289,21 @@ def up(spec: CloudSpec, progress: Progress = lambda _msg: None) -> CloudReport:
     progress(f"waiting for SSH and systemd on {len(vms)} VMs (up to {BOOT_TIMEOUT}s)")
     statuses = _probe_vms(files, vms, wait_seconds=BOOT_TIMEOUT)
     registry = _wait_registry_healthy(client, cohort, registry_address)
+    hello = _seed_image(client, files, registry_address, hello_image.tag, HELLO_REPOSITORY)
 
     record = {
         "cohort": cohort,
         "distro": spec.distro.key,
-        "students": spec.students,
         "subnet": str(subnet),
         "network": network.name,
         "registry": {"address": registry_address, "user": REGISTRY_USER},
+        "lab_images": [hello],
         "vms": [{"hostname": vm.hostname, "ip": vm.ip, "container": vm.container} for vm in vms],
+        "students": [asdict(student) for student in students],
     }
     state.write_file(files.record, json.dumps(record, indent=2) + "\n")
-    state.write_file(files.inventory, render_inventory(cohort, files, vms, registry_address))
+    inventory = render_inventory(cohort, files, vms, registry_address, students, [hello])
+    state.write_file(files.inventory, inventory)
     state.point_current_at(cohort)
     return CloudReport(
         cohort=cohort,
@@ -279,7 +311,7 @@ def up(spec: CloudSpec, progress: Progress = lambda _msg: None) -> CloudReport:
         state_dir=str(files.root),
         vms=statuses,
         registry=registry,
-        images=[vm_image, registry_image],
+        images=[vm_image, registry_image, hello_image],
         seconds=round(time.monotonic() - started, 1),
     )
 
@@ -317,10 +349,37 @@ def _ensure_secrets(cohort: str, files: CohortPaths) -> None:
         state.write_file(files.ca_key, ca.private, secret=True)
         state.write_file(files.ca_cert, ca.public, secret=True)
     if not files.registry_credentials.exists():
-        secret = pki.password()
-        state.write_file(files.htpasswd, pki.htpasswd_line(REGISTRY_USER, secret), secret=True)
-        credentials = {"username": REGISTRY_USER, "password": secret}
+        credentials = {"username": REGISTRY_USER, "password": pki.password()}
         state.write_file(files.registry_credentials, json.dumps(credentials) + "\n", secret=True)
+
+
+def _ensure_students(files: CohortPaths, students: list[Student]) -> bool:
+    """Give every student an SSH key and a password, and the registry an htpasswd entry.
+
+    The password file is the one Ansible's ``password`` lookup reads (the students role),
+    so the Linux account and the registry login share one password per student.
+    Returns whether the registry's htpasswd changed (a student was added).
+    """
+    for student in students:
+        directory = files.student_dir(student.login)
+        if not (directory / "id_ed25519").exists():
+            keys = pki.ssh_keypair(f"{student.login}@{files.root.name}")
+            state.write_file(directory / "id_ed25519.pub", keys.public)
+            state.write_file(directory / "id_ed25519", keys.private, secret=True)
+        if not (directory / "password").exists():
+            state.write_file(directory / "password", pki.password(), secret=True)
+    users = [REGISTRY_USER, *(student.login for student in students)]
+    if files.htpasswd.exists():
+        present = [line.split(":", 1)[0] for line in files.htpasswd.read_text().splitlines()]
+        if present == users:
+            return False
+    instructor = json.loads(files.registry_credentials.read_text())["password"]
+    lines = [pki.htpasswd_line(REGISTRY_USER, instructor)]
+    for student in students:
+        password = (files.student_dir(student.login) / "password").read_text().strip()
+        lines.append(pki.htpasswd_line(student.login, password))
+    state.write_file(files.htpasswd, "".join(lines), secret=True)
+    return True
 
 
 def _ensure_network(client: docker.DockerClient, cohort: str) -> tuple[Any, ipaddress.IPv4Network]:
@@ -402,6 +461,7 @@ def _ensure_registry(
     network: str,
     subnet: ipaddress.IPv4Network,
     image: str,
+    logins_changed: bool,
 ) -> Container:
     name = _name(cohort, "registry")
     ip = _registry_ip(subnet)
@@ -449,6 +509,13 @@ def _ensure_registry(
                 }
             ),
         )
+    elif logins_changed:
+        # The registry reads htpasswd when it starts: copy the new file in and restart.
+        owner = _image_user_uid(client, image)
+        container.put_archive(
+            "/etc/docker/registry", _tar({"htpasswd": (files.htpasswd.read_bytes(), 0o600, owner)})
+        )
+        container.restart(timeout=10)
     if container.status != "running":
         container.start()
     return container
@@ -582,11 +649,47 @@ def _trust_on_host(address: str, ca_cert: bytes) -> None:
         ) from None
 
 
+def _seed_image(
+    client: docker.DockerClient, files: CohortPaths, address: str, image: str, repository: str
+) -> str:
+    """Push a locally built image to the classroom registry; return its reference by digest.
+
+    Pushing is idempotent (the registry already has every layer the second time), and
+    the digest is what provisioning preloads, so VMs never pull a moving tag.
+    """
+    credentials = json.loads(files.registry_credentials.read_text())
+    target = f"{address}/{repository}"
+    client.images.get(image).tag(target, HELLO_TAG)
+    digest = ""
+    stream = client.api.push(
+        target, tag=HELLO_TAG, stream=True, decode=True, auth_config=credentials
+    )
+    for event in stream:
+        if "error" in event:
+            raise WorkshopError(
+                f"pushing {target}:{HELLO_TAG} to the classroom registry failed: "
+                f"{event['error']}; check 'workshop cloud status --cohort {files.root.name}'"
+            )
+        digest = event.get("aux", {}).get("Digest", digest)
+    return f"{target}@{digest}"
+
+
 def render_inventory(
-    cohort: str, files: CohortPaths, vms: list[VmStatus], registry_address: str
+    cohort: str,
+    files: CohortPaths,
+    vms: list[VmStatus],
+    registry_address: str,
+    students: list[Student] | None = None,
+    lab_images: list[str] | None = None,
 ) -> str:
     """An Ansible YAML inventory for the cohort (the format README's 'Real VMs' shows)."""
     ssh_args = f"-o UserKnownHostsFile={files.known_hosts} -o StrictHostKeyChecking=yes"
+    by_host: dict[str, list[dict[str, str]]] = {}
+    for student in students or []:
+        public_key = (files.student_dir(student.login) / "id_ed25519.pub").read_text().strip()
+        by_host.setdefault(student.host, []).append(
+            {"login": student.login, "name": student.name, "ssh_public_key": public_key}
+        )
     inventory = {
         "all": {
             "vars": {
@@ -595,11 +698,23 @@ def render_inventory(
                 "ansible_ssh_common_args": ssh_args,
                 "workshop_cohort": cohort,
                 "workshop_lab_cloud": True,
+                "workshop_state_dir": str(files.root),
+                "workshop_lab_images": lab_images or [],
                 "classroom_registry_address": registry_address,
                 "classroom_registry_ca_file": str(files.ca_cert),
+                # Docker's own apt repository is out of reach here: use Debian's packages.
+                "docker_install_source": "distro",
             },
             "children": {
-                "student_vms": {"hosts": {vm.hostname: {"ansible_host": vm.ip} for vm in vms}}
+                "student_vms": {
+                    "hosts": {
+                        vm.hostname: {
+                            "ansible_host": vm.ip,
+                            "workshop_students": by_host.get(vm.hostname, []),
+                        }
+                        for vm in vms
+                    }
+                }
             },
         }
     }
