@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import docker.errors
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -48,6 +49,15 @@ def friendly_errors(command: F) -> F:
         except WorkshopError as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from None
+        except docker.errors.DockerException as exc:
+            # An engine refusal we did not foresee: one line, and where to look next.
+            reason = getattr(exc, "explanation", None) or str(exc)
+            err.print(
+                f"[bold red]error:[/] the Docker engine refused: {reason} "
+                "(see /var/log/dockerd.log; rerun the command once the engine is healthy)",
+                highlight=False,
+            )
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -549,24 +549,32 @@ def _ensure_vm(
         volume = f"{name}-docker"
         if not client.volumes.list(filters={"name": volume}):
             client.volumes.create(volume, labels=_labels(cohort, "vm-docker"))
-        container = client.containers.create(
-            image,
-            name=name,
-            hostname=hostname,
-            labels={**_labels(cohort, "vm"), LABEL_DISTRO: distro},
+        host_config = client.api.create_host_config(
             # Docker inside the VM needs a real (non-overlay) file system for overlay2.
-            volumes={
+            binds={
                 "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
                 volume: {"bind": "/var/lib/docker", "mode": "rw"},
             },
             restart_policy={"Name": "unless-stopped"},
-            network=network,
-            networking_config={
-                network: EndpointConfig("1.41", aliases=[hostname], ipv4_address=ip)
-            },
-            detach=True,
+            network_mode=network,
             **_SYSTEMD_CONTAINER,
         )
+        # `--security-opt systempaths=unconfined`, which the CLI expands and the API does
+        # not know: /proc/sys writable, as on a VM. Docker inside the VM sets per-network
+        # sysctls (IPv6 off on container interfaces) and cannot start containers without.
+        host_config["MaskedPaths"] = []
+        host_config["ReadonlyPaths"] = []
+        endpoint = client.api.create_endpoint_config(aliases=[hostname], ipv4_address=ip)
+        created = client.api.create_container(
+            image,
+            name=name,
+            hostname=hostname,
+            labels={**_labels(cohort, "vm"), LABEL_DISTRO: distro},
+            host_config=host_config,
+            networking_config=client.api.create_networking_config({network: endpoint}),
+            detach=True,
+        )
+        container = client.containers.get(created["Id"])
         host_key = pki.ssh_keypair(f"root@{hostname}")
         container.put_archive(
             "/",
@@ -671,7 +679,7 @@ def _seed_image(
                 f"{event['error']}; check 'workshop cloud status --cohort {files.root.name}'"
             )
         digest = event.get("aux", {}).get("Digest", digest)
-    return f"{target}@{digest}"
+    return f"{target}:{HELLO_TAG}@{digest}"
 
 
 def render_inventory(
