@@ -27,17 +27,22 @@ demo: setup
 	$(BIN)/workshop cloud up --cohort $(DEMO_COHORT) --students $(DEMO_STUDENTS)
 	$(BIN)/ansible all -m ansible.builtin.ping
 
-## test: lint, then the whole test suite against the real engine and lab VMs
-test: setup lint
+## test: ruff, then the whole test suite (yamllint and ansible-lint run inside it)
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
 ## bench: measured timings, printed as a table
 bench: setup
 	$(BIN)/python scripts/bench.py
 
+## lint: every linter the tests run (ruff, yamllint, ansible-lint production profile)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/yamllint --strict .
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
 
 ## lock: re-pin every dependency (after editing pyproject.toml)
 lock:
