@@ -22,10 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
-## demo: a simulated cohort on this machine, its status table, and how to log in
+## demo: a simulated cohort on this machine, provisioned by site.yml, and its readiness table
 demo: setup
 	$(BIN)/workshop cloud up --cohort $(DEMO_COHORT) --students $(DEMO_STUDENTS)
-	$(BIN)/ansible all -m ansible.builtin.ping
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-playbook site.yml
 
 ## test: ruff, then the whole test suite (yamllint and ansible-lint run inside it)
 test: setup

@@ -5,14 +5,18 @@ Measured here (each is one real run, not a mock):
   * building the student-VM base image from the Debian archive (debootstrap + import),
     and the student-VM image on top of it;
   * `cloud up --students 4` with the images already built, a second (idempotent) `up`,
-    `status`, and `down`.
-The cohort runs in a private state directory, so it never disturbs `make demo`'s.
+    `status`, and `down`;
+  * `ansible-playbook site.yml` on fresh 1-VM and 4-VM cohorts, and its second
+    (idempotent) run: goals 4 VMs within 1.5x of 1 VM, second run under 25% of the first.
+Cohorts run in a private state directory, so they never disturb `make demo`'s.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +28,7 @@ from rich.table import Table
 
 T = TypeVar("T")
 BENCH_STUDENTS = int(os.environ.get("BENCH_STUDENTS", "4"))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def timed(function: Callable[[], T]) -> tuple[T, float]:
@@ -71,7 +76,9 @@ def main() -> int:
         _, seconds = timed(lambda: cloud.down(cohort))
         rows.append(("cloud down", f"{seconds:.1f} s", "removed"))
 
-    table = Table(title=f"Lab cloud benchmark ({os.cpu_count()} cores)")
+    rows += bench_site(cloud, distro.key)
+
+    table = Table(title=f"Lab cloud and provisioning benchmark ({os.cpu_count()} cores)")
     table.add_column("measure")
     table.add_column("wall time", justify="right")
     table.add_column("note")
@@ -79,6 +86,60 @@ def main() -> int:
         table.add_row(*row)
     console.print(table)
     return 0 if first.ready else 1
+
+
+def site_run(inventory: str) -> tuple[float, int, bool]:
+    """One site.yml run: wall seconds, tasks changed (all hosts), whether it succeeded."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "-i",
+            inventory,
+            "site.yml",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    changed = sum(int(n) for n in re.findall(r"changed=(\d+)", result.stdout))
+    return seconds, changed, result.returncode == 0
+
+
+def bench_site(cloud, distro: str) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    """site.yml on a fresh 1-VM and 4-VM cohort, then the idempotent second run."""
+    rows: list[tuple[str, str, str]] = []
+    firsts = {}
+    for students in (1, BENCH_STUDENTS):
+        cohort = f"bench-site{students}-{secrets.token_hex(2)}"
+        try:
+            cloud.up(cloud.validate_spec(cohort, students, distro))
+            inventory = str(cloud.paths(cohort).inventory)
+            first, changed, ok = site_run(inventory)
+            firsts[students] = first
+            rows.append(
+                (
+                    f"site.yml, {students} VM(s), fresh",
+                    f"{first:.1f} s",
+                    f"{'ok' if ok else 'FAILED'}, {changed} changed",
+                )
+            )
+            second, changed, ok = site_run(inventory)
+            rows.append(
+                (
+                    f"site.yml, {students} VM(s), second run",
+                    f"{second:.1f} s",
+                    f"{'ok' if ok else 'FAILED'}, {changed} changed, "
+                    f"{100 * second / first:.0f}% of first (goal < 25%)",
+                )
+            )
+        finally:
+            cloud.down(cohort)
+    ratio = firsts[BENCH_STUDENTS] / firsts[1]
+    rows.append((f"site.yml {BENCH_STUDENTS} VMs / 1 VM", f"{ratio:.2f}x", "goal <= 1.5x"))
+    return rows
 
 
 if __name__ == "__main__":
