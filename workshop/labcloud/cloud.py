@@ -284,7 +284,7 @@ def up(spec: CloudSpec, progress: Progress = lambda _msg: None) -> CloudReport:
         )
         for index in range(1, spec.students + 1)
     ]
-    _write_known_hosts(files, vms)
+    _write_known_hosts(client, files, vms)
 
     progress(f"waiting for SSH and systemd on {len(vms)} VMs (up to {BOOT_TIMEOUT}s)")
     statuses = _probe_vms(files, vms, wait_seconds=BOOT_TIMEOUT)
@@ -601,8 +601,9 @@ def _read_host_key(client: docker.DockerClient, container: str) -> str:
     return f"{key_type} {key}"
 
 
-def _write_known_hosts(files: CohortPaths, vms: list[VmStatus]) -> None:
-    client = docker_client()
+def _write_known_hosts(
+    client: docker.DockerClient, files: CohortPaths, vms: list[VmStatus]
+) -> None:
     lines = [f"{vm.ip},{vm.hostname} {_read_host_key(client, vm.container)}\n" for vm in vms]
     state.write_file(files.known_hosts, "".join(lines))
 
