@@ -5,7 +5,7 @@
 # Needs root for both steps. Prints what it did, and where dockerd logs.
 set -euo pipefail
 
-PACKAGES=(docker.io docker-registry skopeo debootstrap openssh-client openssl ca-certificates tar)
+PACKAGES=(docker.io docker-registry skopeo debootstrap openssh-client openssl ca-certificates tar gnupg debian-archive-keyring)
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/dockerd.log}
 
 missing=()

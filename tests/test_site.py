@@ -79,7 +79,7 @@ def test_site_makes_every_vm_ready_and_prints_the_table(provisioned, lab_cloud):
         assert result["container_runs"] is True
         assert result["images"] == {"expected": 1, "present": 1, "missing": []}
         assert result["compose"].startswith("2.")
-        assert result["gpu"] == "none"
+        assert result["gpu"] == "skipped: no GPU"
         login = f"student{vm['hostname'][-2:]}"
         assert result["students"][login] == {"docker_without_sudo": True, "registry_login": True}
         row = re.search(rf"^.*{vm['hostname']}\s+{login}\s+(\S+).*\s(ok)\",?$", first.stdout, re.M)
@@ -172,3 +172,23 @@ def test_a_stopped_vm_is_reported_unreachable_while_the_others_finish(provisione
     assert recap(result.stdout)["student-01"]["failed"] == 0
     # Back up for the rest of the session (the fixture's `down`, later tests).
     assert probe_systemd(admin(lab_cloud, lab_cloud["vms"][1]), wait_seconds=90).ssh_ok
+
+
+def test_teardown_returns_the_vms_to_a_reusable_state(provisioned, lab_cloud):
+    result = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(provisioned["inventory"]), "playbooks/teardown.yml"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    image = provisioned_image(lab_cloud)
+    for vm in lab_cloud["vms"]:
+        with connect(admin(lab_cloud, vm)) as conn:
+            login = f"student{vm['hostname'][-2:]}"
+            assert conn.run(f"getent passwd {login}", hide=True, warn=True).failed
+            assert conn.run(f"test -e /home/{login}", hide=True, warn=True).failed
+            assert conn.run("test -e /var/lib/workshop", hide=True, warn=True).failed
+            assert conn.sudo(f"docker image inspect {image}", hide=True, warn=True).failed
+            assert conn.sudo("docker info --format '{{.ServerVersion}}'", hide=True).ok
