@@ -1,5 +1,14 @@
-"""Container registry adapters (ECR, Artifact Registry, ACR, the classroom registry).
+"""Container registry adapters: one protocol (``base.Registry``), one module per backend.
 
-The adapters land with the registries issue; the package exists so that the layout,
-packaging and imports are stable from the start.
+| name  | backend                                   | module     |
+| ----- | ----------------------------------------- | ---------- |
+| local | the classroom registry (distribution API) | local.py   |
+| ecr   | AWS Elastic Container Registry (boto3)    | ecr.py     |
+
+Google Artifact Registry (``gcr``) and Azure Container Registry (``acr``) adapters, the
+cohort workflow and ``scripts/push_all.py`` are still to come (see the registries issue).
 """
+
+from registries.base import Credentials, Registry, RegistryError
+
+__all__ = ["Credentials", "Registry", "RegistryError"]

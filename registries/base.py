@@ -1,0 +1,84 @@
+"""What every registry adapter offers, and the checks they share.
+
+Adding a registry means one module beside this one implementing ``Registry`` and one
+line in ``registries.REGISTRIES``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from workshop.errors import WorkshopError
+
+
+class RegistryError(WorkshopError):
+    """A registry refused, or its configuration or credentials are missing."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A docker login: host, user and password, and when the password lapses."""
+
+    registry: str
+    username: str
+    password: str
+    expires_at: dt.datetime | None = None
+
+    def __repr__(self) -> str:  # never show the password, not even in a traceback
+        return f"Credentials(registry={self.registry!r}, username={self.username!r}, password=***)"
+
+    def expires_within(self, delta: dt.timedelta, now: dt.datetime) -> bool:
+        """Whether the password lapses before ``now + delta`` (never, without an expiry)."""
+        return self.expires_at is not None and self.expires_at <= now + delta
+
+
+class Registry(Protocol):
+    """One container registry, as the kit uses it (see README, 'Registries')."""
+
+    name: str
+
+    def ensure_repository(self, repository: str, *, student: str | None = None) -> str:
+        """Create the repository if it is missing; return its URI (host/repository)."""
+        ...
+
+    def login(self) -> Credentials:
+        """Credentials for pushing and pulling, kept in memory by the caller."""
+        ...
+
+    def list_repositories(self, prefix: str = "") -> list[str]:
+        """Repository names starting with ``prefix``."""
+        ...
+
+    def list_tags(self, repository: str) -> list[str]:
+        """Tags in ``repository`` (empty when it has none or does not exist)."""
+        ...
+
+    def delete_repository(self, repository: str, *, force: bool = False) -> bool:
+        """Delete a repository (with its images when ``force``); False if it was absent."""
+        ...
+
+
+# The OCI distribution spec's repository name: path components of lower-case
+# alphanumerics separated by '.', '_', '__' or '-', joined by '/'.
+_OCI_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+OCI_NAME = re.compile(rf"^{_OCI_COMPONENT}(?:/{_OCI_COMPONENT})*$")
+
+
+def check_repository_name(
+    registry: str,
+    repository: str,
+    *,
+    pattern: re.Pattern[str] = OCI_NAME,
+    min_length: int = 1,
+    max_length: int = 255,
+) -> None:
+    """Refuse a name the registry would refuse, before any call is made."""
+    if not min_length <= len(repository) <= max_length or not pattern.match(repository):
+        raise RegistryError(
+            f"{registry}: invalid repository name {repository!r}: use lower-case letters, "
+            f"digits and single '.', '_' or '-' between them, '/' between path parts, "
+            f"{min_length} to {max_length} characters (e.g. nov-2026/student01/classifier)"
+        )

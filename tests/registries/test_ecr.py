@@ -1,0 +1,126 @@
+"""The ECR adapter against moto's ECR server over real HTTP, with boto3 as the client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from registries.base import RegistryError
+from registries.ecr import EcrRegistry, EcrSettings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def client(endpoint, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    return boto3.client("ecr", region_name="eu-west-1", endpoint_url=endpoint)
+
+
+def settings(**overrides) -> EcrSettings:
+    return EcrSettings(region="eu-west-1", tags={"cohort": "nov-2026"}, **overrides)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def test_ensure_repository_creates_once_with_the_settings(client):
+    ecr = EcrRegistry(settings(tag_mutability="IMMUTABLE", keep_images=5), client=client)
+    uri = ecr.ensure_repository("nov-2026/student01/classifier", student="student01")
+    assert uri.endswith(".dkr.ecr.eu-west-1.amazonaws.com/nov-2026/student01/classifier")
+    assert ecr.ensure_repository("nov-2026/student01/classifier", student="student01") == uri
+
+    repo = client.describe_repositories(repositoryNames=["nov-2026/student01/classifier"])[
+        "repositories"
+    ][0]
+    assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert repo["encryptionConfiguration"]["encryptionType"] == "AES256"
+    tags = client.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"cohort": "nov-2026", "student": "student01"}
+    policy = client.get_lifecycle_policy(repositoryName="nov-2026/student01/classifier")
+    assert '"countNumber": 5' in policy["lifecyclePolicyText"]
+
+
+def test_list_and_delete(client):
+    ecr = EcrRegistry(settings(), client=client)
+    for name in ("dec-2026/a/app", "dec-2026/b/app", "other/app"):
+        ecr.ensure_repository(name)
+    assert ecr.list_repositories("dec-2026/") == ["dec-2026/a/app", "dec-2026/b/app"]
+    assert ecr.list_tags("dec-2026/a/app") == []
+    assert ecr.delete_repository("dec-2026/a/app", force=True) is True
+    assert ecr.delete_repository("dec-2026/a/app", force=True) is False
+    assert ecr.list_repositories("dec-2026/") == ["dec-2026/b/app"]
+    assert ecr.list_tags("dec-2026/a/app") == []
+
+
+def test_login_decodes_the_token_and_refreshes_it_before_it_lapses(client):
+    calls = []
+    client.meta.events.register(
+        "before-call.ecr.GetAuthorizationToken", lambda **kwargs: calls.append(1)
+    )
+    # moto's token lapses at a fixed instant; put the clock well before it.
+    expires = client.get_authorization_token()["authorizationData"][0]["expiresAt"]
+    calls.clear()
+    clock = Clock(expires - dt.timedelta(hours=11))
+    ecr = EcrRegistry(settings(), client=client, clock=clock)
+
+    first = ecr.login()
+    assert first.username == "AWS"
+    assert first.password
+    assert first.registry.endswith(".dkr.ecr.eu-west-1.amazonaws.com")
+    assert first.password not in repr(first)
+    assert ecr.login() is first
+    assert len(calls) == 1, "a valid token is reused"
+
+    clock.now = expires - dt.timedelta(minutes=30)  # inside the refresh margin
+    ecr.login()
+    assert len(calls) == 2, "a token about to lapse is refreshed"
+
+
+@pytest.mark.parametrize(
+    "name", ["Upper/case", "a", "trailing-/x", "double//slash", "x" * 257, "sp ace"]
+)
+def test_invalid_repository_names_are_refused_before_any_call(client, name):
+    calls = []
+    client.meta.events.register("before-call.ecr.*", lambda **kwargs: calls.append(1))
+    ecr = EcrRegistry(settings(), client=client)
+    with pytest.raises(RegistryError, match="ecr: invalid repository name"):
+        ecr.ensure_repository(name)
+    assert calls == []
+
+
+def test_missing_credentials_name_the_fix(endpoint, monkeypatch, tmp_path):
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    ecr = EcrRegistry(settings(endpoint_url=endpoint))
+    with pytest.raises(RegistryError, match="ecr: no AWS credentials found: set AWS_PROFILE"):
+        ecr.login()

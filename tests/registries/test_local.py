@@ -1,0 +1,72 @@
+"""The classroom registry adapter against the lab cloud's real distribution registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from registries.base import RegistryError
+from registries.local import LocalRegistry
+from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
+
+pytestmark = pytest.mark.labcloud
+
+
+@pytest.fixture
+def registry(lab_cloud) -> LocalRegistry:
+    return LocalRegistry.for_cohort(lab_cloud["cohort"])
+
+
+def push_tiny(engine, lab_cloud, repository: str) -> None:
+    state = Path(lab_cloud["state_dir"])
+    credentials = json.loads((state / "registry/credentials.json").read_text())
+    target = f"{lab_cloud['registry']['address']}/{repository}"
+    tiny_image(engine, target)
+    try:
+        assert push_errors(engine, target, credentials) == []
+    finally:
+        engine.images.remove(f"{target}:1", force=True)
+
+
+def test_list_tags_and_delete_a_pushed_repository(registry, engine, lab_cloud):
+    assert registry.login().username == "instructor"
+    uri = registry.ensure_repository("adapter/student01/tiny")
+    assert uri == f"{lab_cloud['registry']['address']}/adapter/student01/tiny"
+    push_tiny(engine, lab_cloud, "adapter/student01/tiny")
+
+    assert "adapter/student01/tiny" in registry.list_repositories("adapter/")
+    assert registry.list_tags("adapter/student01/tiny") == ["1"]
+    assert registry.manifest_digest("adapter/student01/tiny", "1").startswith("sha256:")
+
+    with pytest.raises(RegistryError, match="still holds 1 tag"):
+        registry.delete_repository("adapter/student01/tiny")
+    assert registry.delete_repository("adapter/student01/tiny", force=True) is True
+    assert registry.list_tags("adapter/student01/tiny") == []
+    assert registry.delete_repository("adapter/student01/tiny", force=True) is False
+
+
+def test_a_wrong_password_is_one_line_naming_the_user(lab_cloud):
+    state = Path(lab_cloud["state_dir"])
+    wrong = LocalRegistry(
+        lab_cloud["registry"]["address"], "instructor", "wrong", str(state / "registry/ca.crt")
+    )
+    with pytest.raises(RegistryError, match="refused the login of 'instructor'"):
+        wrong.login()
+
+
+def test_an_untrusted_certificate_names_the_fix(lab_cloud):
+    untrusted = LocalRegistry(lab_cloud["registry"]["address"], "instructor", "x", ca_file=None)
+    with pytest.raises(RegistryError, match="certificate we do not trust"):
+        untrusted.login()
+
+
+def test_an_unknown_cohort_names_the_command_to_run(state_root):
+    with pytest.raises(RegistryError, match="workshop cloud up --cohort nowhere"):
+        LocalRegistry.for_cohort("nowhere")
+
+
+def test_invalid_names_are_refused(registry):
+    with pytest.raises(RegistryError, match="local: invalid repository name 'Bad/Name'"):
+        registry.ensure_repository("Bad/Name")
