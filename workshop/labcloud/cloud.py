@@ -257,10 +257,9 @@ def up(spec: CloudSpec, progress: Progress = lambda _msg: None) -> CloudReport:
     existing = _vm_containers(client, cohort)
     _check_compatible(spec, existing)
 
-    progress(f"images: student VM ({spec.distro.key}) and classroom registry")
+    progress(f"images: student VM ({spec.distro.key}), classroom registry, classroom/hello")
     vm_image = images.build_image(client, "student-vm", spec.distro)
     registry_image = images.build_image(client, "classroom-registry", spec.distro)
-
     hello_image = images.build_image(client, "hello", spec.distro)
 
     progress(f"state: {files.root}")
@@ -289,7 +288,9 @@ def up(spec: CloudSpec, progress: Progress = lambda _msg: None) -> CloudReport:
     progress(f"waiting for SSH and systemd on {len(vms)} VMs (up to {BOOT_TIMEOUT}s)")
     statuses = _probe_vms(files, vms, wait_seconds=BOOT_TIMEOUT)
     registry = _wait_registry_healthy(client, cohort, registry_address)
-    hello = _seed_image(client, files, registry_address, hello_image.tag, HELLO_REPOSITORY)
+    hello = _seed_image(
+        client, files, registry_address, hello_image.tag, HELLO_REPOSITORY, HELLO_TAG
+    )
 
     record = {
         "cohort": cohort,
@@ -659,7 +660,12 @@ def _trust_on_host(address: str, ca_cert: bytes) -> None:
 
 
 def _seed_image(
-    client: docker.DockerClient, files: CohortPaths, address: str, image: str, repository: str
+    client: docker.DockerClient,
+    files: CohortPaths,
+    address: str,
+    image: str,
+    repository: str,
+    tag: str,
 ) -> str:
     """Push a locally built image to the classroom registry; return its reference by digest.
 
@@ -668,19 +674,17 @@ def _seed_image(
     """
     credentials = json.loads(files.registry_credentials.read_text())
     target = f"{address}/{repository}"
-    client.images.get(image).tag(target, HELLO_TAG)
+    client.images.get(image).tag(target, tag)
     digest = ""
-    stream = client.api.push(
-        target, tag=HELLO_TAG, stream=True, decode=True, auth_config=credentials
-    )
+    stream = client.api.push(target, tag=tag, stream=True, decode=True, auth_config=credentials)
     for event in stream:
         if "error" in event:
             raise WorkshopError(
-                f"pushing {target}:{HELLO_TAG} to the classroom registry failed: "
+                f"pushing {target}:{tag} to the classroom registry failed: "
                 f"{event['error']}; check 'workshop cloud status --cohort {files.root.name}'"
             )
         digest = event.get("aux", {}).get("Digest", digest)
-    return f"{target}:{HELLO_TAG}@{digest}"
+    return f"{target}:{tag}@{digest}"
 
 
 def render_inventory(
