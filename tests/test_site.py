@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, run_workshop, unique_cohort
 from workshop.ssh import SshTarget, connect, probe_systemd
 
 pytestmark = pytest.mark.labcloud
@@ -192,3 +192,22 @@ def test_teardown_returns_the_vms_to_a_reusable_state(provisioned, lab_cloud):
             assert conn.run("test -e /var/lib/workshop", hide=True, warn=True).failed
             assert conn.sudo(f"docker image inspect {image}", hide=True, warn=True).failed
             assert conn.sudo("docker info --format '{{.ServerVersion}}'", hide=True).ok
+
+
+def test_a_debian12_cohort_is_refused_distro_docker_with_the_fix(provisioned, state_root):
+    """Same hostname as the cohort above on another image: no stale cached facts, and
+    Debian 12's missing Compose v2/buildx packages named with the fix."""
+    cohort = unique_cohort("b12")
+    up = run_workshop("cloud", "up", "--cohort", cohort, "--students", "1", "--distro", "debian12")
+    try:
+        assert up.returncode == 0, up.stderr
+        inventory = state_root / cohort / "inventory.yml"
+        result = playbook(inventory, "--tags", "preflight,docker")
+        assert result.returncode != 0
+        assert (
+            "Debian 12 has no Compose v2 or buildx package of its own: "
+            "set docker_install_source: official." in result.stdout
+        ), result.stdout[-2000:]
+        assert "TASK [preflight : Assert that the operating system is supported.]" in result.stdout
+    finally:
+        assert run_workshop("cloud", "down", "--cohort", cohort).returncode == 0
