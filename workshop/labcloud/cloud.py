@@ -525,9 +525,16 @@ def _ensure_registry(
 def _image_user_uid(client: docker.DockerClient, image: str) -> int:
     """The numeric uid of the image's USER, read from the image's own /etc/passwd."""
     user = client.api.inspect_image(image)["Config"].get("User") or "root"
-    output = client.containers.run(
-        image, ["id", "-u", user], user="root", remove=True, network_mode="none"
+    container = client.containers.create(
+        image, ["id", "-u", user], user="root", network_mode="none"
     )
+    try:
+        container.start()
+        container.wait(timeout=60)
+        output = container.logs(stdout=True, stderr=False)
+    finally:
+        # v=True: the image declares a VOLUME, whose anonymous volume must go too.
+        container.remove(force=True, v=True)
     return int(output.decode().strip())
 
 

@@ -164,6 +164,7 @@ def test_status_reports_every_vm(lab_cloud):
 
 def test_down_removes_exactly_the_cohort_and_is_idempotent(state_root, engine, lab_cloud):
     cohort = unique_cohort("d")
+    volumes_before = {v.name for v in engine.volumes.list()}
     up = run_workshop("cloud", "up", "--cohort", cohort, "--students", "1", "--json")
     assert up.returncode == 0, up.stderr
     address = json.loads(up.stdout)["registry"]["address"]
@@ -182,6 +183,7 @@ def test_down_removes_exactly_the_cohort_and_is_idempotent(state_root, engine, l
     assert not (state_root / cohort).exists()
     assert not Path(f"/etc/docker/certs.d/{address}").exists()
     assert labelled(engine, lab_cloud["cohort"]) == other, "down touched another cohort"
+    assert {v.name for v in engine.volumes.list()} == volumes_before, "up or down leaked a volume"
 
     second = run_workshop("cloud", "down", "--cohort", cohort)
     assert second.returncode == 0, second.stderr
