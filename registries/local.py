@@ -8,12 +8,11 @@ adapter speaks it with ``requests``: a handful of documented endpoints
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import requests
 
 from registries.base import Credentials, RegistryError, check_repository_name
-from workshop import state
+from workshop.labcloud import cloud
 
 # Every manifest type a tag may point at; the registry returns the digest of the one it has.
 _MANIFEST_TYPES = ", ".join(
@@ -45,10 +44,10 @@ class LocalRegistry:
     @classmethod
     def for_cohort(cls, cohort: str) -> LocalRegistry:
         """The lab cloud's classroom registry of ``cohort``, from its state directory."""
-        root = state.cohort_dir(cohort)
+        files = cloud.paths(cohort)
         try:
-            record = json.loads((root / "cohort.json").read_text())
-            credentials = json.loads((root / "registry" / "credentials.json").read_text())
+            record = json.loads(files.record.read_text())
+            credentials = json.loads(files.registry_credentials.read_text())
         except FileNotFoundError:
             raise RegistryError(
                 f"local: cohort {cohort!r} has no classroom registry here: start it with "
@@ -58,7 +57,7 @@ class LocalRegistry:
             record["registry"]["address"],
             credentials["username"],
             credentials["password"],
-            str(Path(root) / "registry" / "ca.crt"),
+            str(files.ca_cert),
         )
 
     def _request(self, method: str, path: str, **kwargs: object) -> requests.Response:
