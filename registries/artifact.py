@@ -1,0 +1,313 @@
+"""Google Artifact Registry (the ``gcr`` name) through google-cloud-artifact-registry.
+
+Artifact Registry keeps Docker images in *repositories* that hold many images, and its
+repository ids allow only lower-case letters, digits and hyphens. The kit's repository
+names (``nov-2026/student01/classifier``) map onto it one way and back:
+
+    nov-2026/student01/classifier
+    -> repository ``nov-2026--student01`` (the path before the image, '/' as '--')
+    -> image URI ``europe-west1-docker.pkg.dev/<project>/nov-2026--student01/classifier``
+
+so each student owns one Artifact Registry repository, which is what IAM can scope
+(``roles/artifactregistry.writer`` on that repository). Path parts therefore start with a
+letter and contain no '--'; the check runs before any call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import google.auth
+import google.auth.exceptions
+import google.auth.transport.requests
+from google.api_core import exceptions as gexc
+from google.cloud import artifactregistry_v1 as ar
+from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.oauth2 import service_account
+
+from registries.base import Credentials, RegistryError, check_repository_name
+
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+WRITER_ROLE = "roles/artifactregistry.writer"
+# Path parts become one repository id: ^[a-z]([a-z0-9-]*[a-z0-9])?$, at most 63 characters.
+_PART = r"[a-z](?:[a-z0-9]|-(?!-))*(?<!-)"
+GCR_NAME = re.compile(rf"^{_PART}(?:/{_PART})*/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+REPOSITORY_ID_MAX = 63
+REFRESH_MARGIN = dt.timedelta(minutes=10)
+# A repository is created by a long-running operation; the kit waits this long for it.
+OPERATION_TIMEOUT = 120
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class ArtifactSettings:
+    """How repositories are created (documented in README, 'Registries')."""
+
+    project: str
+    location: str
+    credentials_file: str | None = None
+    endpoint: str | None = None  # the API endpoint; tests point it at a local server
+    registry_host: str | None = None  # default <location>-docker.pkg.dev
+    keep_images: int = 20
+    delete_untagged_after_days: int = 7
+    labels: dict[str, str] = field(default_factory=dict)
+    student_member: str | None = None  # e.g. "user:{student}@example.edu"
+
+    @property
+    def host(self) -> str:
+        return self.registry_host or f"{self.location}-docker.pkg.dev"
+
+
+@dataclass(frozen=True)
+class ArtifactPath:
+    """Where one kit repository name lives in Artifact Registry."""
+
+    repository_id: str
+    image: str
+
+
+def split_name(repository: str) -> ArtifactPath:
+    """``a/b/image`` -> repository ``a--b``, image ``image``, after checking the name."""
+    check_repository_name("gcr", repository, pattern=GCR_NAME, min_length=3, max_length=255)
+    prefix, _, image = repository.rpartition("/")
+    repository_id = prefix.replace("/", "--")
+    if len(repository_id) > REPOSITORY_ID_MAX:
+        raise RegistryError(
+            f"gcr: invalid repository name {repository!r}: the path before the image, "
+            f"{prefix!r}, makes a repository id longer than {REPOSITORY_ID_MAX} characters"
+        )
+    return ArtifactPath(repository_id, image)
+
+
+class ArtifactRegistry:
+    """One Google Cloud project and location's Artifact Registry."""
+
+    name = "gcr"
+
+    def __init__(
+        self,
+        settings: ArtifactSettings,
+        *,
+        credentials: Any = None,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._credentials = credentials or self._load_credentials()
+        options = {"api_endpoint": settings.endpoint} if settings.endpoint else None
+        self._client = ar.ArtifactRegistryClient(
+            credentials=self._credentials, transport="rest", client_options=options
+        )
+        self._token: Credentials | None = None
+
+    def _load_credentials(self) -> Any:
+        """A service-account key when configured, else Application Default Credentials."""
+        try:
+            if self.settings.credentials_file:
+                return service_account.Credentials.from_service_account_file(
+                    self.settings.credentials_file, scopes=SCOPES
+                )
+            credentials, _ = google.auth.default(scopes=SCOPES)
+        except (google.auth.exceptions.DefaultCredentialsError, FileNotFoundError, ValueError):
+            where = self.settings.credentials_file or "Application Default Credentials"
+            raise RegistryError(
+                f"gcr: no usable Google credentials ({where}): run 'gcloud auth "
+                "application-default login', or set GOOGLE_APPLICATION_CREDENTIALS (or "
+                "gcr.credentials_file) to a service-account key file"
+            ) from None
+        return credentials
+
+    @property
+    def _parent(self) -> str:
+        return f"projects/{self.settings.project}/locations/{self.settings.location}"
+
+    def _repository_path(self, repository_id: str) -> str:
+        return f"{self._parent}/repositories/{repository_id}"
+
+    def _call(self, action: str, call: Callable[[], Any]) -> Any:
+        """One API call; refused or missing credentials become one line naming the fix."""
+        try:
+            return call()
+        except (gexc.Unauthorized, google.auth.exceptions.RefreshError):
+            raise RegistryError(
+                f"gcr: Google refused the credentials while trying to {action}: run 'gcloud "
+                "auth application-default login' or check the service-account key"
+            ) from None
+        except gexc.Forbidden:
+            raise RegistryError(
+                f"gcr: permission denied to {action} in project {self.settings.project}: the "
+                "account needs roles/artifactregistry.admin there"
+            ) from None
+
+    def uri(self, repository: str) -> str:
+        path = split_name(repository)
+        return f"{self.settings.host}/{self.settings.project}/{path.repository_id}/{path.image}"
+
+    def cleanup_policies(self) -> dict[str, ar.CleanupPolicy]:
+        """Keep the newest images; delete untagged ones after a few days."""
+        keep = ar.CleanupPolicy(
+            id="keep-newest",
+            action=ar.CleanupPolicy.Action.KEEP,
+            most_recent_versions=ar.CleanupPolicyMostRecentVersions(
+                keep_count=self.settings.keep_images
+            ),
+        )
+        untagged = ar.CleanupPolicy(
+            id="delete-untagged",
+            action=ar.CleanupPolicy.Action.DELETE,
+            condition=ar.CleanupPolicyCondition(
+                tag_state=ar.CleanupPolicyCondition.TagState.UNTAGGED,
+                older_than=dt.timedelta(days=self.settings.delete_untagged_after_days),
+            ),
+        )
+        return {policy.id: policy for policy in (keep, untagged)}
+
+    def ensure_repository(self, repository: str, *, student: str | None = None) -> str:
+        """Create the student's Docker repository (awaiting the operation); return the URI."""
+        path = split_name(repository)
+        labels = {**self.settings.labels, **({"student": student} if student else {})}
+        wanted = ar.Repository(
+            format_=ar.Repository.Format.DOCKER,
+            description="Containerization with Docker for ML workshop",
+            labels=labels,
+            cleanup_policies=self.cleanup_policies(),
+        )
+        try:
+            operation = self._call(
+                f"create repository {path.repository_id}",
+                lambda: self._client.create_repository(
+                    parent=self._parent, repository_id=path.repository_id, repository=wanted
+                ),
+            )
+            operation.result(timeout=OPERATION_TIMEOUT)
+        except gexc.Conflict:  # ALREADY_EXISTS (HTTP 409)
+            pass
+        return self.uri(repository)
+
+    def login(self) -> Credentials:
+        """``oauth2accesstoken`` and an access token, refreshed before it lapses."""
+        if self._token and not self._token.expires_within(REFRESH_MARGIN, self._clock()):
+            return self._token
+        try:
+            self._credentials.refresh(google.auth.transport.requests.Request())
+        except google.auth.exceptions.RefreshError:
+            raise RegistryError(
+                "gcr: Google refused to issue an access token: run 'gcloud auth "
+                "application-default login' or check the service-account key"
+            ) from None
+        expiry = self._credentials.expiry
+        if expiry is not None and expiry.tzinfo is None:  # google-auth keeps naive UTC
+            expiry = expiry.replace(tzinfo=dt.UTC)
+        self._token = Credentials(
+            self.settings.host, "oauth2accesstoken", self._credentials.token, expiry
+        )
+        return self._token
+
+    def list_repositories(self, prefix: str = "") -> list[str]:
+        """Kit repository names (``a/b/image``) of every image in every Docker repository."""
+        names: list[str] = []
+        repositories = self._call(
+            "list repositories", lambda: self._client.list_repositories(parent=self._parent)
+        )
+        for repo in repositories:
+            repository_id = repo.name.rsplit("/", 1)[-1]
+            if repo.format_ != ar.Repository.Format.DOCKER:
+                continue
+            path = repository_id.replace("--", "/")
+            if not (path.startswith(prefix) or prefix.startswith(path + "/")):
+                continue
+            for package in self._client.list_packages(parent=repo.name):
+                image = package.name.rsplit("/", 1)[-1].replace("%2F", "/")
+                names.append(f"{path}/{image}")
+        return sorted(name for name in names if name.startswith(prefix))
+
+    def list_tags(self, repository: str) -> list[str]:
+        """Tags of one image (empty when it, or its repository, does not exist)."""
+        path = split_name(repository)
+        package = f"{self._repository_path(path.repository_id)}/packages/{path.image}"
+        try:
+            tags = self._call("list tags", lambda: list(self._client.list_tags(parent=package)))
+        except gexc.NotFound:
+            return []
+        return sorted(tag.name.rsplit("/", 1)[-1] for tag in tags)
+
+    def delete_repository(self, repository: str, *, force: bool = False) -> bool:
+        """Delete one image; the student's repository goes too once it holds no image."""
+        path = split_name(repository)
+        repository_path = self._repository_path(path.repository_id)
+        tags = self.list_tags(repository)
+        if tags and not force:
+            raise RegistryError(
+                f"gcr: {repository} still holds {len(tags)} tag(s): pass force to delete them"
+            )
+        deleted = False
+        try:
+            self._call(
+                f"delete {repository}",
+                lambda: self._client.delete_package(
+                    name=f"{repository_path}/packages/{path.image}"
+                ).result(timeout=OPERATION_TIMEOUT),
+            )
+            deleted = True
+        except gexc.NotFound:
+            pass
+        try:
+            remaining = list(self._client.list_packages(parent=repository_path))
+            if not remaining:
+                self._call(
+                    f"delete repository {path.repository_id}",
+                    lambda: self._client.delete_repository(name=repository_path).result(
+                        timeout=OPERATION_TIMEOUT
+                    ),
+                )
+                deleted = True
+        except gexc.NotFound:
+            pass
+        return deleted
+
+    def student_credentials(self, student: str, repositories: list[str]) -> dict[str, Any]:
+        """Grant the student's Google identity push rights on their own repositories.
+
+        Students log in with their own account (``gcloud auth configure-docker``); nothing
+        secret is issued, so the card carries the URIs and the member that was granted.
+        """
+        if not self.settings.student_member:
+            raise RegistryError(
+                "gcr: set gcr.student_member (e.g. 'user:{student}@example.edu') in the "
+                "registries file so each student's Google identity can be granted"
+            )
+        member = self.settings.student_member.format(student=student)
+        for repository_id in sorted({split_name(name).repository_id for name in repositories}):
+            resource = self._repository_path(repository_id)
+            policy = self._call(
+                f"read the IAM policy of {repository_id}",
+                lambda resource=resource: self._client.get_iam_policy(
+                    request=iam_policy_pb2.GetIamPolicyRequest(resource=resource)
+                ),
+            )
+            binding = next((b for b in policy.bindings if b.role == WRITER_ROLE), None)
+            if binding is not None and member in binding.members:
+                continue
+            if binding is None:
+                policy.bindings.append(policy_pb2.Binding(role=WRITER_ROLE, members=[member]))
+            else:
+                binding.members.append(member)
+            self._call(
+                f"grant {member} on {repository_id}",
+                lambda resource=resource, policy=policy: self._client.set_iam_policy(
+                    request=iam_policy_pb2.SetIamPolicyRequest(resource=resource, policy=policy)
+                ),
+            )
+        return {
+            "registry": self.settings.host,
+            "member": member,
+            "login": f"gcloud auth configure-docker {self.settings.host}",
+            "repositories": [self.uri(name) for name in repositories],
+        }

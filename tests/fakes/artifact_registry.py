@@ -1,0 +1,261 @@
+"""A local server speaking Artifact Registry's REST API (v1) and Google's OAuth2 token endpoint.
+
+Only the calls the kit makes, with the request and response JSON of the real API
+(https://cloud.google.com/artifact-registry/docs/reference/rest): repositories
+create/get/list/delete (long-running operations, awaited through operations.get),
+packages and tags (read from a real distribution registry standing in for
+``<location>-docker.pkg.dev``), getIamPolicy/setIamPolicy, and ``POST /token`` answering a
+service account's JWT-bearer grant with an access token that every API call must carry.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import jwt
+
+from tests.fakes.distribution import Distribution
+
+_TYPES = "type.googleapis.com/google.devtools.artifactregistry.v1."
+_REPO = r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/repositories/(?P<repo>[^/:]+)"
+
+
+class ArtifactRegistryServer:
+    """The fake; ``backing`` is the distribution registry that holds the images."""
+
+    def __init__(self, backing: Distribution) -> None:
+        self.backing = backing
+        self.repositories: dict[str, dict[str, Any]] = {}
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.tokens: set[str] = set()
+        # Service accounts this "project" knows: email -> public key (PEM), for the
+        # self-signed JWTs Google's client libraries send instead of fetching a token.
+        self.service_accounts: dict[str, bytes] = {}
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> ArtifactRegistryServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # --- operations -------------------------------------------------------------------
+
+    def operation(self, parent: str, response: dict[str, Any], done: bool) -> dict[str, Any]:
+        name = f"{parent}/operations/{secrets.token_hex(8)}"
+        operation = {
+            "name": name,
+            "metadata": {"@type": _TYPES + "OperationMetadata"},
+            "done": done,
+        }
+        self.operations[name] = {**operation, "done": True, "response": response}
+        return operation if not done else self.operations[name]
+
+    # --- the data plane, read from the backing registry -------------------------------
+
+    def images(self, project: str, repo: str) -> list[str]:
+        prefix = f"{project}/{repo}/"
+        return [name[len(prefix) :] for name in self.backing.catalog() if name.startswith(prefix)]
+
+
+def _handler(fake: ArtifactRegistryServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # quiet
+            pass
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            raw = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def _error(self, status: int, state: str, message: str) -> None:
+            self._send(status, {"error": {"code": status, "message": message, "status": state}})
+
+        def _body(self) -> dict[str, Any]:
+            length = int(self.headers.get("Content-Length") or 0)
+            return json.loads(self.rfile.read(length) or b"{}")
+
+        def _authorised(self) -> bool:
+            bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            if bearer in fake.tokens or self._self_signed(bearer):
+                return True
+            self._error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+            return False
+
+        def _self_signed(self, bearer: str) -> bool:
+            try:
+                issuer = jwt.decode(bearer, options={"verify_signature": False})["iss"]
+                key = fake.service_accounts[issuer]
+                jwt.decode(bearer, key, algorithms=["RS256"], options={"verify_aud": False})
+            except (jwt.PyJWTError, KeyError):
+                return False
+            return True
+
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            if url.path == "/token":
+                return self._token()
+            if not self._authorised():
+                return None
+            fake.calls.append(f"POST {url.path}")
+            path = url.path.removeprefix("/v1/")
+            if match := re.fullmatch(r"(projects/[^/]+/locations/[^/]+)/repositories", path):
+                return self._create(match.group(1), parse_qs(url.query), self._body())
+            if match := re.fullmatch(rf"({_REPO}):setIamPolicy", path):
+                return self._set_policy(match.group(1), self._body())
+            return self._error(404, "NOT_FOUND", f"no route POST {url.path}")
+
+        def do_GET(self) -> None:
+            if not self._authorised():
+                return None
+            url = urlsplit(self.path)
+            fake.calls.append(f"GET {url.path}")
+            path = url.path.removeprefix("/v1/")
+            query = parse_qs(url.query)
+            if re.fullmatch(r"projects/[^/]+/locations/[^/]+/operations/[^/]+", path):
+                operation = fake.operations.get(path)
+                if operation is None:
+                    return self._error(404, "NOT_FOUND", f"Operation {path} not found")
+                return self._send(200, operation)
+            if match := re.fullmatch(r"(projects/[^/]+/locations/[^/]+)/repositories", path):
+                return self._list_repositories(match.group(1), query)
+            if match := re.fullmatch(rf"({_REPO}):getIamPolicy", path):
+                policy = fake.policies.get(match.group(1), {"version": 1, "etag": "ACAB"})
+                return self._send(200, policy)
+            if match := re.fullmatch(_REPO, path):
+                repo = fake.repositories.get(path)
+                if repo is None:
+                    return self._error(404, "NOT_FOUND", f"Requested entity was not found: {path}")
+                return self._send(200, repo)
+            if match := re.fullmatch(rf"({_REPO})/packages", path):
+                return self._list_packages(match)
+            if match := re.fullmatch(rf"({_REPO})/packages/(?P<package>[^/]+)/tags", path):
+                return self._list_tags(match)
+            return self._error(404, "NOT_FOUND", f"no route GET {url.path}")
+
+        def do_DELETE(self) -> None:
+            if not self._authorised():
+                return None
+            url = urlsplit(self.path)
+            fake.calls.append(f"DELETE {url.path}")
+            path = url.path.removeprefix("/v1/")
+            parent = "/".join(path.split("/")[:4])
+            if match := re.fullmatch(_REPO, path):
+                with fake.lock:
+                    if fake.repositories.pop(path, None) is None:
+                        return self._error(404, "NOT_FOUND", f"Repository {path} not found")
+                    fake.policies.pop(path, None)
+                for image in fake.images(match["project"], match["repo"]):
+                    fake.backing.delete(f"{match['project']}/{match['repo']}/{image}")
+                empty = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+                return self._send(200, fake.operation(parent, empty, done=True))
+            if match := re.fullmatch(rf"({_REPO})/packages/(?P<package>[^/]+)", path):
+                image = unquote(match["package"])
+                if image not in fake.images(match["project"], match["repo"]):
+                    return self._error(404, "NOT_FOUND", f"Package {path} not found")
+                fake.backing.delete(f"{match['project']}/{match['repo']}/{image}")
+                empty = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+                return self._send(200, fake.operation(parent, empty, done=False))
+            return self._error(404, "NOT_FOUND", f"no route DELETE {url.path}")
+
+        # --- handlers ---------------------------------------------------------------
+
+        def _token(self) -> None:
+            form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
+                return self._send(400, {"error": "unsupported_grant_type"})
+            claims = jwt.decode(form["assertion"][0], options={"verify_signature": False})
+            if "cloud-platform" not in claims.get("scope", ""):
+                return self._send(400, {"error": "invalid_scope"})
+            token = f"ya29.fake-{secrets.token_urlsafe(24)}"
+            fake.tokens.add(token)
+            return self._send(
+                200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
+            )
+
+        def _create(self, parent: str, query: dict[str, list[str]], body: dict) -> None:
+            repository_id = query.get("repositoryId", [""])[0]
+            if not re.fullmatch(r"[a-z]([a-z0-9-]*[a-z0-9])?", repository_id):
+                message = f"invalid repository id {repository_id}"
+                return self._error(400, "INVALID_ARGUMENT", message)
+            name = f"{parent}/repositories/{repository_id}"
+            with fake.lock:
+                if name in fake.repositories:
+                    message = f"the repository already exists: {name}"
+                    return self._error(409, "ALREADY_EXISTS", message)
+                repo = {
+                    **body,
+                    "name": name,
+                    "format": "DOCKER" if body.get("format") in (1, "DOCKER") else body["format"],
+                    "createTime": "2026-11-26T00:00:00Z",
+                }
+                fake.repositories[name] = repo
+            # Not done yet: the client must poll operations.get, as against the real API.
+            return self._send(
+                200, fake.operation(parent, {"@type": _TYPES + "Repository", **repo}, done=False)
+            )
+
+        def _list_repositories(self, parent: str, query: dict[str, list[str]]) -> None:
+            names = sorted(n for n in fake.repositories if n.startswith(parent + "/"))
+            start = int(query.get("pageToken", ["0"])[0] or 0)
+            size = int(query.get("pageSize", ["2"])[0] or 2)  # small pages: paging is exercised
+            page = names[start : start + size]
+            body: dict[str, Any] = {"repositories": [fake.repositories[n] for n in page]}
+            if start + size < len(names):
+                body["nextPageToken"] = str(start + size)
+            return self._send(200, body)
+
+        def _list_packages(self, match: re.Match[str]) -> None:
+            if match.group(1) not in fake.repositories:
+                return self._error(404, "NOT_FOUND", f"Repository {match.group(1)} not found")
+            packages = [
+                {"name": f"{match.group(1)}/packages/{quote(image, safe='')}"}
+                for image in fake.images(match["project"], match["repo"])
+            ]
+            return self._send(200, {"packages": packages})
+
+        def _list_tags(self, match: re.Match[str]) -> None:
+            image = unquote(match["package"])
+            if image not in fake.images(match["project"], match["repo"]):
+                return self._error(404, "NOT_FOUND", "Package not found")
+            package = f"{match.group(1)}/packages/{match['package']}"
+            full = f"{match['project']}/{match['repo']}/{image}"
+            tags = [
+                {"name": f"{package}/tags/{tag}", "version": f"{package}/versions/{digest}"}
+                for tag, digest in fake.backing.tags(full).items()
+            ]
+            return self._send(200, {"tags": tags})
+
+        def _set_policy(self, resource: str, body: dict[str, Any]) -> None:
+            if resource not in fake.repositories:
+                return self._error(404, "NOT_FOUND", f"Repository {resource} not found")
+            policy = body["policy"]
+            current = fake.policies.get(resource, {"etag": "ACAB"})
+            if policy.get("etag") and policy["etag"] != current["etag"]:
+                return self._error(409, "ABORTED", "There were concurrent policy changes.")
+            policy["etag"] = base64.b64encode(secrets.token_bytes(6)).decode()
+            policy.setdefault("version", 1)
+            fake.policies[resource] = policy
+            return self._send(200, policy)
+
+    return Handler

@@ -1,0 +1,135 @@
+"""A real CNCF distribution registry (Debian's ``docker-registry``) as a local process.
+
+The data plane behind every cloud fake: images really are pushed to it by the Docker
+engine. It listens on 127.0.0.1, which the engine treats as an insecure (plain HTTP)
+registry, and either lets everyone in or delegates to a token server (``token_auth``),
+as ACR does.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import yaml
+
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class TokenAuth:
+    realm: str
+    service: str
+    issuer: str
+    certificate: Path
+
+
+class Distribution:
+    """``docker-registry serve`` on a free port, its storage under ``root``."""
+
+    def __init__(self, root: Path, token_auth: TokenAuth | None = None) -> None:
+        self.root = root
+        self.port = free_port()
+        self.token_auth = token_auth
+        self.process: subprocess.Popen[bytes] | None = None
+        self._admin_token: str | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Distribution:
+        binary = shutil.which("docker-registry")
+        assert binary, "docker-registry is missing: run 'make setup'"
+        config: dict = {
+            "version": 0.1,
+            "log": {"level": "warn"},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.root / "data")},
+                "delete": {"enabled": True},
+            },
+            "http": {"addr": self.address},
+        }
+        if self.token_auth:
+            config["auth"] = {
+                "token": {
+                    "realm": self.token_auth.realm,
+                    "service": self.token_auth.service,
+                    "issuer": self.token_auth.issuer,
+                    "rootcertbundle": str(self.token_auth.certificate),
+                }
+            }
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "config.yml").write_text(yaml.safe_dump(config))
+        log = (self.root / "registry.log").open("ab")
+        self.process = subprocess.Popen(
+            [binary, "serve", str(self.root / "config.yml")], stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://{self.address}/v2/", timeout=1)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise RuntimeError(f"docker-registry did not start: see {self.root / 'registry.log'}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    # --- reading what was pushed (used by the fakes and by assertions) -----------------
+
+    def authorise(self, bearer: str | None) -> None:
+        """With token auth, the bearer token (full access) the fakes read with."""
+        self._admin_token = bearer
+
+    def _get(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})  # type: ignore[call-overload]
+        if self._admin_token:
+            headers["Authorization"] = f"Bearer {self._admin_token}"
+        return requests.request(
+            method, f"http://{self.address}{path}", headers=headers, timeout=10, **kwargs
+        )  # type: ignore[arg-type]
+
+    def catalog(self) -> list[str]:
+        response = self._get("GET", "/v2/_catalog?n=1000")
+        response.raise_for_status()
+        return [name for name in response.json().get("repositories") or [] if self.tags(name)]
+
+    def digest(self, repository: str, tag: str) -> str | None:
+        response = self._get(
+            "HEAD", f"/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}
+        )
+        return response.headers.get("Docker-Content-Digest") if response.ok else None
+
+    def tags(self, repository: str) -> dict[str, str]:
+        response = self._get("GET", f"/v2/{repository}/tags/list")
+        if response.status_code == 404:
+            return {}
+        response.raise_for_status()
+        found = {tag: self.digest(repository, tag) for tag in response.json().get("tags") or []}
+        return {tag: digest for tag, digest in found.items() if digest}
+
+    def delete(self, repository: str) -> None:
+        for digest in set(self.tags(repository).values()):
+            self._get("DELETE", f"/v2/{repository}/manifests/{digest}")

@@ -1,0 +1,185 @@
+"""The Artifact Registry adapter: the real client (REST transport) against a local server
+speaking the same API, with a real distribution registry holding the pushed images."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from registries.artifact import ArtifactRegistry, ArtifactSettings, split_name
+from registries.base import RegistryError
+from tests.fakes.artifact_registry import ArtifactRegistryServer
+from tests.fakes.distribution import Distribution
+from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
+
+
+@pytest.fixture(scope="module")
+def backing(tmp_path_factory):
+    registry = Distribution(tmp_path_factory.mktemp("ar-data")).start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def fake(backing):
+    server = ArtifactRegistryServer(backing).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory, fake):
+    """A service-account key whose token_uri is the fake's OAuth2 endpoint."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    fake.service_accounts["kit@ml-workshop.iam.gserviceaccount.com"] = (
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    path = tmp_path_factory.mktemp("gcp") / "key.json"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "ml-workshop",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "kit@ml-workshop.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{fake.endpoint}/token",
+            }
+        )
+    )
+    return str(path)
+
+
+def settings(fake, backing, key_file, **overrides) -> ArtifactSettings:
+    return ArtifactSettings(
+        project="ml-workshop",
+        location="europe-west1",
+        credentials_file=key_file,
+        endpoint=fake.endpoint,
+        registry_host=backing.address,
+        labels={"cohort": "nov-2026"},
+        **overrides,
+    )
+
+
+@pytest.fixture
+def gcr(fake, backing, key_file):
+    return ArtifactRegistry(
+        settings(fake, backing, key_file, student_member="user:{student}@example.edu")
+    )
+
+
+def test_names_map_to_one_repository_per_path(gcr):
+    assert split_name("nov-2026/student01/classifier").repository_id == "nov-2026--student01"
+    assert split_name("nov-2026/student01/classifier").image == "classifier"
+    assert gcr.uri("nov-2026/student01/classifier").endswith(
+        "/ml-workshop/nov-2026--student01/classifier"
+    )
+
+
+def test_ensure_repository_awaits_the_operation_and_is_idempotent(gcr, fake):
+    uri = gcr.ensure_repository("nov-2026/student01/classifier", student="student01")
+    assert uri == f"{gcr.settings.host}/ml-workshop/nov-2026--student01/classifier"
+    name = "projects/ml-workshop/locations/europe-west1/repositories/nov-2026--student01"
+    repo = fake.repositories[name]
+    assert repo["format"] == "DOCKER"
+    assert repo["labels"] == {"cohort": "nov-2026", "student": "student01"}
+    assert repo["cleanupPolicies"]["keep-newest"]["mostRecentVersions"]["keepCount"] == 20
+    assert any(
+        call.startswith("GET /v1/projects/ml-workshop/locations/europe-west1/operations/")
+        for call in fake.calls
+    ), "the create operation was polled"
+    assert gcr.ensure_repository("nov-2026/student01/classifier") == uri
+
+
+def test_login_pushes_list_tags_and_delete(gcr, engine, backing):
+    credentials = gcr.login()
+    assert credentials.username == "oauth2accesstoken"
+    assert credentials.password.startswith("ya29.fake-")
+    assert credentials.password not in repr(credentials)
+    assert credentials.expires_at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=50)
+    assert gcr.login() is credentials, "a fresh token is reused"
+
+    uri = gcr.ensure_repository("dec-2026/student02/app")
+    tiny_image(engine, uri)
+    try:
+        auth = {"username": credentials.username, "password": credentials.password}
+        assert push_errors(engine, uri, auth) == []
+    finally:
+        engine.images.remove(f"{uri}:1", force=True)
+
+    assert gcr.list_repositories("dec-2026/") == ["dec-2026/student02/app"]
+    assert gcr.list_tags("dec-2026/student02/app") == ["1"]
+    with pytest.raises(RegistryError, match="still holds 1 tag"):
+        gcr.delete_repository("dec-2026/student02/app")
+    assert gcr.delete_repository("dec-2026/student02/app", force=True) is True
+    assert gcr.list_tags("dec-2026/student02/app") == []
+    assert backing.tags("ml-workshop/dec-2026--student02/app") == {}
+    assert gcr.delete_repository("dec-2026/student02/app", force=True) is False
+
+
+def test_list_repositories_follows_pages(gcr):
+    for index in range(5):  # the fake pages by 2
+        gcr.ensure_repository(f"paging/s{index}/app")
+    assert gcr.list_repositories("paging/") == []  # no image pushed: no package yet
+    assert all(gcr.delete_repository(f"paging/s{index}/app") for index in range(5))
+
+
+def test_student_credentials_grant_writer_on_their_repository_once(gcr, fake):
+    gcr.ensure_repository("nov-2026/student03/classifier", student="student03")
+    card = gcr.student_credentials("student03", ["nov-2026/student03/classifier"])
+    gcr.student_credentials("student03", ["nov-2026/student03/classifier"])
+    resource = "projects/ml-workshop/locations/europe-west1/repositories/nov-2026--student03"
+    assert fake.policies[resource]["bindings"] == [
+        {"role": "roles/artifactregistry.writer", "members": ["user:student03@example.edu"]}
+    ]
+    assert card["member"] == "user:student03@example.edu"
+    assert card["repositories"][0].endswith("/nov-2026--student03/classifier")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "classifier",
+        "Nov/s1/app",
+        "nov--2026/s1/app",
+        "2026/s1/app",
+        "a-/s1/app",
+        "n/s 1/app",
+        "x/" * 40 + "app",
+    ],
+)
+def test_names_artifact_registry_cannot_hold_are_refused_before_any_call(gcr, fake, name):
+    before = len(fake.calls)
+    with pytest.raises(RegistryError, match="gcr: invalid repository name"):
+        gcr.ensure_repository(name)
+    assert len(fake.calls) == before
+
+
+def test_a_token_the_server_does_not_know_is_one_line(fake, backing, key_file):
+    gcr = ArtifactRegistry(settings(fake, backing, key_file))
+    gcr.login()
+    fake.tokens.clear()
+    fake.service_accounts.clear()
+    with pytest.raises(RegistryError, match="gcr: Google refused the credentials"):
+        gcr.ensure_repository("nov-2026/student09/app")
+
+
+def test_missing_credentials_name_the_fix(monkeypatch, tmp_path, fake, backing):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(RegistryError, match=r"gcr: no usable Google credentials.*gcloud auth"):
+        ArtifactRegistry(settings(fake, backing, None))
+    with pytest.raises(RegistryError, match="gcr: no usable Google credentials"):
+        ArtifactRegistry(settings(fake, backing, str(tmp_path / "missing.json")))
