@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,8 @@ class Distribution:
         self.port = free_port()
         self.token_auth = token_auth
         self.process: subprocess.Popen[bytes] | None = None
-        self._admin_token: str | None = None
+        # With token auth: a full-access bearer for one repository (None: the catalog).
+        self.bearer: Callable[[str | None], str] | None = None
 
     @property
     def address(self) -> str:
@@ -99,31 +101,28 @@ class Distribution:
 
     # --- reading what was pushed (used by the fakes and by assertions) -----------------
 
-    def authorise(self, bearer: str | None) -> None:
-        """With token auth, the bearer token (full access) the fakes read with."""
-        self._admin_token = bearer
-
-    def _get(self, method: str, path: str, **kwargs: object) -> requests.Response:
-        headers = dict(kwargs.pop("headers", {}) or {})  # type: ignore[call-overload]
-        if self._admin_token:
-            headers["Authorization"] = f"Bearer {self._admin_token}"
-        return requests.request(
-            method, f"http://{self.address}{path}", headers=headers, timeout=10, **kwargs
-        )  # type: ignore[arg-type]
+    def _get(
+        self, method: str, path: str, repository: str | None = None, accept: str | None = None
+    ) -> requests.Response:
+        headers = {"Accept": accept} if accept else {}
+        if self.bearer:
+            headers["Authorization"] = f"Bearer {self.bearer(repository)}"
+        return requests.request(method, f"http://{self.address}{path}", headers=headers, timeout=10)
 
     def catalog(self) -> list[str]:
+        """Repositories that hold at least one tag."""
         response = self._get("GET", "/v2/_catalog?n=1000")
         response.raise_for_status()
         return [name for name in response.json().get("repositories") or [] if self.tags(name)]
 
     def digest(self, repository: str, tag: str) -> str | None:
         response = self._get(
-            "HEAD", f"/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}
+            "HEAD", f"/v2/{repository}/manifests/{tag}", repository, accept=MANIFEST_TYPES
         )
         return response.headers.get("Docker-Content-Digest") if response.ok else None
 
     def tags(self, repository: str) -> dict[str, str]:
-        response = self._get("GET", f"/v2/{repository}/tags/list")
+        response = self._get("GET", f"/v2/{repository}/tags/list", repository)
         if response.status_code == 404:
             return {}
         response.raise_for_status()
@@ -132,4 +131,4 @@ class Distribution:
 
     def delete(self, repository: str) -> None:
         for digest in set(self.tags(repository).values()):
-            self._get("DELETE", f"/v2/{repository}/manifests/{digest}")
+            self._get("DELETE", f"/v2/{repository}/manifests/{digest}", repository)

@@ -1,0 +1,330 @@
+"""Azure Container Registry through azure-mgmt-containerregistry and azure-containerregistry.
+
+ACR creates a repository on its first push, so ``ensure_repository`` only checks the name.
+What the instructor manages are per-student *scope maps* and *tokens* (ARM): a token whose
+scope map allows read and write on that student's repositories only, with a password that
+lapses after ``token_days``. Listing and deleting repositories go through the data-plane
+client. The instructor's own docker login exchanges an Entra ID token for an ACR refresh
+token at ``/oauth2/exchange``, as ``az acr login`` does.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from azure.containerregistry import ContainerRegistryClient
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+from azure.identity import CredentialUnavailableError, DefaultAzureCredential
+from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+from azure.mgmt.containerregistry import models as acr_models
+
+from registries.base import Credentials, RegistryError, check_repository_name
+
+ARM_SCOPE = "https://management.azure.com/.default"
+# The all-zero user is how ACR spells "the password is a refresh token" (az acr login).
+REFRESH_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # noqa: S105 (a user name)
+REFRESH_MARGIN = dt.timedelta(minutes=15)
+# Scope-map and token names: 5 to 50 letters, digits and hyphens.
+_RESOURCE_NAME = re.compile(r"^[A-Za-z0-9-]{5,50}$")
+TIMEOUT = 30
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class AcrSettings:
+    """Which registry, and how student tokens are made (README, 'Registries')."""
+
+    subscription_id: str
+    resource_group: str
+    registry: str
+    tenant_id: str | None = None
+    token_days: int = 7
+    # ARM operations (scope maps, tokens) are polled this often, unless Azure says when.
+    poll_seconds: float = 2.0
+    arm_endpoint: str | None = None  # tests point these two at a local server
+    data_endpoint: str | None = None  # default https://<login server>
+    ca_file: str | None = None  # a private CA (tests, TLS-inspecting proxies)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def access_name(repositories: list[str]) -> str:
+    """The scope-map/token name for a student's repositories: their shared path, hyphenated."""
+    prefixes = {name.rpartition("/")[0] or name for name in repositories}
+    if len(prefixes) != 1:
+        raise RegistryError(
+            f"acr: one token covers one student's path, got {sorted(prefixes)}: pass "
+            "repositories under one path (e.g. nov-2026/student01/...)"
+        )
+    name = re.sub(r"[^A-Za-z0-9-]", "-", prefixes.pop())[:50]
+    if not _RESOURCE_NAME.match(name):
+        raise RegistryError(f"acr: cannot make a token name from {repositories[0]!r}")
+    return name
+
+
+class AcrRegistry:
+    """One Azure Container Registry."""
+
+    name = "acr"
+
+    def __init__(
+        self,
+        settings: AcrSettings,
+        *,
+        credential: Any = None,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._credential = credential or DefaultAzureCredential(additionally_allowed_tenants=["*"])
+        transport: dict[str, Any] = {}
+        if settings.ca_file:
+            transport["connection_verify"] = settings.ca_file
+        management: dict[str, Any] = {**transport, "polling_interval": settings.poll_seconds}
+        if settings.arm_endpoint:
+            management.update(base_url=settings.arm_endpoint, credential_scopes=[ARM_SCOPE])
+        self._transport = transport
+        self._mgmt = ContainerRegistryManagementClient(
+            self._credential, settings.subscription_id, **management
+        )
+        self._login_server: str | None = None
+        self._data: ContainerRegistryClient | None = None
+        self._token: Credentials | None = None
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _call(self, action: str, call: Callable[[], Any]) -> Any:
+        """One Azure call; missing or refused credentials become one line naming the fix."""
+        try:
+            return call()
+        except (CredentialUnavailableError, ClientAuthenticationError) as exc:
+            if isinstance(exc, ClientAuthenticationError) and exc.status_code not in (None, 401):
+                raise
+            raise RegistryError(
+                f"acr: no usable Azure credentials to {action}: run 'az login', or set "
+                "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (DefaultAzureCredential)"
+            ) from None
+        except ServiceRequestError:
+            raise RegistryError(
+                f"acr: cannot reach Azure to {action}: check the network (and acr.ca_file if a "
+                "proxy inspects TLS)"
+            ) from None
+        except HttpResponseError as exc:
+            if exc.status_code == 403:
+                raise RegistryError(
+                    f"acr: permission denied to {action} on {self.settings.registry}: the "
+                    "identity needs the Contributor role (or AcrPush) on the registry"
+                ) from None
+            raise
+
+    @property
+    def login_server(self) -> str:
+        if self._login_server is None:
+            try:
+                registry = self._call(
+                    f"read registry {self.settings.registry}",
+                    lambda: self._mgmt.registries.get(
+                        self.settings.resource_group, self.settings.registry
+                    ),
+                )
+            except ResourceNotFoundError:
+                raise RegistryError(
+                    f"acr: registry {self.settings.registry!r} not found in resource group "
+                    f"{self.settings.resource_group!r}: create it ('az acr create') or fix "
+                    "acr.registry / acr.resource_group in the registries file"
+                ) from None
+            self._login_server = str(registry.properties.login_server)
+        return self._login_server
+
+    @property
+    def _endpoint(self) -> str:
+        return self.settings.data_endpoint or f"https://{self.login_server}"
+
+    @property
+    def data(self) -> ContainerRegistryClient:
+        if self._data is None:
+            self._data = ContainerRegistryClient(
+                self._endpoint,
+                self._credential,
+                audience="https://containerregistry.azure.net",
+                **self._transport,
+            )
+        return self._data
+
+    def _check(self, repository: str) -> None:
+        check_repository_name(self.name, repository, min_length=2, max_length=256)
+
+    # --- the protocol ---------------------------------------------------------------------
+
+    def ensure_repository(self, repository: str, *, student: str | None = None) -> str:
+        """ACR creates repositories on first push: the name is checked, the URI returned."""
+        self._check(repository)
+        return f"{self.login_server}/{repository}"
+
+    def login(self) -> Credentials:
+        """Exchange an Entra ID token for an ACR refresh token (the all-zero docker user).
+
+        No SDK call does this exchange (the data-plane client keeps it private), so it is
+        the documented POST to /oauth2/exchange.
+        """
+        if self._token and not self._token.expires_within(REFRESH_MARGIN, self._clock()):
+            return self._token
+        entra = self._call("log in", lambda: self._credential.get_token(ARM_SCOPE))
+        form = {
+            "grant_type": "access_token",
+            "service": self.login_server,
+            "access_token": entra.token,
+            **({"tenant": self.settings.tenant_id} if self.settings.tenant_id else {}),
+        }
+        try:
+            response = requests.post(
+                f"{self._endpoint}/oauth2/exchange",
+                data=form,
+                timeout=TIMEOUT,
+                verify=self.settings.ca_file or True,
+            )
+        except requests.RequestException:
+            raise RegistryError(f"acr: cannot reach {self._endpoint}/oauth2/exchange") from None
+        if response.status_code == 401:
+            raise RegistryError(
+                f"acr: {self.login_server} refused the Entra ID token: the identity needs "
+                "AcrPush on the registry ('az role assignment create')"
+            )
+        response.raise_for_status()
+        refresh = response.json()["refresh_token"]
+        self._token = Credentials(
+            self.login_server, REFRESH_TOKEN_USER, refresh, _jwt_expiry(refresh)
+        )
+        return self._token
+
+    def list_repositories(self, prefix: str = "") -> list[str]:
+        names = self._call("list repositories", lambda: list(self.data.list_repository_names()))
+        return sorted(name for name in names if name.startswith(prefix))
+
+    def list_tags(self, repository: str) -> list[str]:
+        self._check(repository)
+        try:
+            tags = self._call("list tags", lambda: list(self.data.list_tag_properties(repository)))
+        except ResourceNotFoundError:
+            return []
+        return sorted(tag.name for tag in tags)
+
+    def delete_repository(self, repository: str, *, force: bool = False) -> bool:
+        tags = self.list_tags(repository)
+        if not tags:
+            return False
+        if not force:
+            raise RegistryError(
+                f"acr: {repository} still holds {len(tags)} tag(s): pass force to delete them"
+            )
+        self._call(f"delete {repository}", lambda: self.data.delete_repository(repository))
+        return True
+
+    def student_credentials(self, student: str, repositories: list[str]) -> dict[str, Any]:
+        """A scope map + token limited to these repositories, with an expiring password."""
+        for repository in repositories:
+            self._check(repository)
+        name = access_name(repositories)
+        rg, registry = self.settings.resource_group, self.settings.registry
+        actions = [
+            f"repositories/{repository}/{action}"
+            for repository in repositories
+            for action in ("content/read", "content/write", "metadata/read")
+        ]
+        scope_map = self._call(
+            f"create scope map {name}",
+            lambda: self._mgmt.scope_maps.begin_create(
+                rg,
+                registry,
+                name,
+                acr_models.ScopeMap(
+                    properties=acr_models.ScopeMapProperties(
+                        actions=actions, description=f"workshop: {student}"
+                    )
+                ),
+            ).result(),
+        )
+        token = self._call(
+            f"create token {name}",
+            lambda: self._mgmt.tokens.begin_create(
+                rg,
+                registry,
+                name,
+                acr_models.Token(
+                    properties=acr_models.TokenProperties(
+                        scope_map_id=scope_map.id, status="enabled"
+                    )
+                ),
+            ).result(),
+        )
+        expiry = self._clock() + dt.timedelta(days=self.settings.token_days)
+        generated = self._call(
+            f"generate a password for {name}",
+            lambda: self._mgmt.registries.begin_generate_credentials(
+                rg,
+                registry,
+                acr_models.GenerateCredentialsParameters(
+                    token_id=token.id, expiry=expiry, name="password1"
+                ),
+            ).result(),
+        )
+        password = generated.passwords[0]
+        return {
+            "registry": self.login_server,
+            "username": generated.username,
+            "password": password.value,
+            "expires": (password.expiry or expiry).isoformat(),
+            "repositories": [f"{self.login_server}/{repository}" for repository in repositories],
+        }
+
+    def revoke_student_credentials(self, prefix: str) -> list[str]:
+        """Delete every token and scope map whose name starts with ``prefix``; their names."""
+        rg, registry = self.settings.resource_group, self.settings.registry
+        wanted = re.sub(r"[^A-Za-z0-9-]", "-", prefix)
+        removed: list[str] = []
+        tokens = self._call("list tokens", lambda: list(self._mgmt.tokens.list(rg, registry)))
+        for token in tokens:
+            if token.name.startswith(wanted):
+                self._call(
+                    f"delete token {token.name}",
+                    lambda name=token.name: self._mgmt.tokens.begin_delete(
+                        rg, registry, name
+                    ).result(),
+                )
+                removed.append(token.name)
+        scope_maps = self._call(
+            "list scope maps", lambda: list(self._mgmt.scope_maps.list(rg, registry))
+        )
+        for scope_map in scope_maps:
+            if scope_map.name.startswith(wanted):
+                self._call(
+                    f"delete scope map {scope_map.name}",
+                    lambda name=scope_map.name: self._mgmt.scope_maps.begin_delete(
+                        rg, registry, name
+                    ).result(),
+                )
+        return sorted(removed)
+
+
+def _jwt_expiry(token: str) -> dt.datetime | None:
+    """The ``exp`` claim of an ACR refresh token (a JWT), without verifying it."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
+    except (IndexError, ValueError, KeyError):
+        return None

@@ -1,0 +1,147 @@
+"""The ACR adapter: the real Azure SDKs against a local server speaking ARM, ACR's token
+service and /acr/v1, in front of a real distribution registry that enforces the tokens."""
+
+from __future__ import annotations
+
+import time
+
+import docker.errors
+import pytest
+from azure.core.credentials import AccessToken
+
+from registries.acr import REFRESH_TOKEN_USER, AcrRegistry, AcrSettings
+from registries.base import RegistryError
+from tests.fakes.acr import AcrServer
+from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
+
+
+class EntraToken:
+    """Stands in for Entra ID: a TokenCredential handing out a token the fake accepts."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def get_token(self, *scopes: str, **kwargs) -> AccessToken:
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    server = AcrServer(
+        tmp_path_factory.mktemp("acr"),
+        subscription="00000000-1111-2222-3333-444444444444",
+        resource_group="ml-workshop",
+        name="mlworkshop",
+    ).start()
+    server.entra_tokens.add("entra-instructor")
+    yield server
+    server.stop()
+
+
+def settings(fake, **overrides) -> AcrSettings:
+    values = {
+        "subscription_id": fake.subscription,
+        "resource_group": fake.resource_group,
+        "registry": fake.name,
+        "arm_endpoint": fake.endpoint,
+        "data_endpoint": fake.endpoint,
+        "ca_file": str(fake.ca_file),
+        "poll_seconds": 0,
+        **overrides,
+    }
+    return AcrSettings(**values)
+
+
+@pytest.fixture
+def acr(fake):
+    return AcrRegistry(settings(fake), credential=EntraToken("entra-instructor"))
+
+
+def push(engine, uri: str, username: str, password: str) -> list[str]:
+    tiny_image(engine, uri)
+    try:
+        return push_errors(engine, uri, {"username": username, "password": password})
+    finally:
+        engine.images.remove(f"{uri}:1", force=True)
+
+
+def test_a_student_token_pushes_to_its_own_repository_only(acr, fake, engine):
+    card = acr.student_credentials(
+        "student01", ["nov-2026/student01/classifier", "nov-2026/student01/gateway"]
+    )
+    assert card["username"] == "nov-2026-student01"
+    assert card["registry"] == fake.login_server
+    assert fake.scope_maps["nov-2026-student01"]["properties"]["actions"] == [
+        "repositories/nov-2026/student01/classifier/content/read",
+        "repositories/nov-2026/student01/classifier/content/write",
+        "repositories/nov-2026/student01/classifier/metadata/read",
+        "repositories/nov-2026/student01/gateway/content/read",
+        "repositories/nov-2026/student01/gateway/content/write",
+        "repositories/nov-2026/student01/gateway/metadata/read",
+    ]
+    assert any("/operationStatuses/" in call for call in fake.calls), "creation was polled"
+
+    # docker login with the token, then pushes, exactly as the student will.
+    engine.login(card["username"], card["password"], registry=fake.login_server, reauth=True)
+    own = f"{fake.login_server}/nov-2026/student01/classifier"
+    assert push(engine, own, card["username"], card["password"]) == []
+    other = f"{fake.login_server}/nov-2026/student02/classifier"
+    refused = push(engine, other, card["username"], card["password"])
+    assert refused, "a push to another student's repository must be refused"
+    assert any(word in refused[0].lower() for word in ("denied", "unauthorized", "authentication"))
+    assert fake.registry.tags("nov-2026/student02/classifier") == {}
+
+    # Revoking removes the token: the same login is refused afterwards.
+    assert acr.revoke_student_credentials("nov-2026/") == ["nov-2026-student01"]
+    assert "nov-2026-student01" not in fake.scope_maps
+    with pytest.raises(docker.errors.APIError):
+        engine.login(card["username"], card["password"], registry=fake.login_server, reauth=True)
+
+
+def test_instructor_login_push_list_and_delete(acr, fake, engine):
+    credentials = acr.login()
+    assert credentials.username == REFRESH_TOKEN_USER
+    assert credentials.registry == fake.login_server
+    assert credentials.expires_at is not None
+    assert acr.login() is credentials
+
+    uri = acr.ensure_repository("dec-2026/student05/app")
+    assert uri == f"{fake.login_server}/dec-2026/student05/app"
+    assert push(engine, uri, credentials.username, credentials.password) == []
+
+    assert "dec-2026/student05/app" in acr.list_repositories("dec-2026/")
+    assert acr.list_tags("dec-2026/student05/app") == ["1"]
+    with pytest.raises(RegistryError, match="still holds 1 tag"):
+        acr.delete_repository("dec-2026/student05/app")
+    assert acr.delete_repository("dec-2026/student05/app", force=True) is True
+    assert acr.list_tags("dec-2026/student05/app") == []
+    assert acr.delete_repository("dec-2026/student05/app", force=True) is False
+
+
+def test_a_registry_that_is_not_there_names_the_setting(fake):
+    acr = AcrRegistry(settings(fake, registry="nosuch"), credential=EntraToken("entra-instructor"))
+    with pytest.raises(RegistryError, match="registry 'nosuch' not found in resource group"):
+        acr.ensure_repository("nov-2026/student01/app")
+
+
+def test_a_refused_entra_token_is_one_line(fake):
+    acr = AcrRegistry(settings(fake), credential=EntraToken("expired"))
+    with pytest.raises(RegistryError, match="acr: no usable Azure credentials"):
+        acr.ensure_repository("nov-2026/student01/app")
+
+
+def test_missing_credentials_name_the_fix(fake, monkeypatch, tmp_path):
+    for variable in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no az, azd or pwsh to fall back on
+    acr = AcrRegistry(settings(fake))
+    with pytest.raises(RegistryError, match=r"acr: no usable Azure credentials.*az login"):
+        acr.login()
+
+
+def test_invalid_names_are_refused(acr, fake):
+    before = len(fake.calls)
+    with pytest.raises(RegistryError, match="acr: invalid repository name"):
+        acr.ensure_repository("Bad Name")
+    assert len(fake.calls) == before
