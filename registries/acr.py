@@ -29,6 +29,7 @@ from azure.core.exceptions import (
 from azure.identity import CredentialUnavailableError, DefaultAzureCredential
 from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.containerregistry import models as acr_models
+from pydantic import ConfigDict, with_config
 
 from registries.base import Credentials, RegistryError, check_repository_name
 
@@ -45,6 +46,7 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@with_config(ConfigDict(extra="forbid"))
 @dataclass
 class AcrSettings:
     """Which registry, and how student tokens are made (README, 'Registries')."""

@@ -28,6 +28,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import artifactregistry_v1 as ar
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.oauth2 import service_account
+from pydantic import ConfigDict, with_config
 
 from registries.base import Credentials, RegistryError, check_repository_name
 
@@ -46,6 +47,7 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@with_config(ConfigDict(extra="forbid"))
 @dataclass
 class ArtifactSettings:
     """How repositories are created (documented in README, 'Registries')."""
@@ -311,3 +313,7 @@ class ArtifactRegistry:
             "login": f"gcloud auth configure-docker {self.settings.host}",
             "repositories": [self.uri(name) for name in repositories],
         }
+
+    def revoke_student_credentials(self, prefix: str) -> list[str]:
+        """Grants live on the student's repository and go when it is deleted."""
+        return []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from workshop.errors import WorkshopError
 
@@ -58,6 +58,15 @@ class Registry(Protocol):
 
     def delete_repository(self, repository: str, *, force: bool = False) -> bool:
         """Delete a repository (with its images when ``force``); False if it was absent."""
+        ...
+
+    def student_credentials(self, student: str, repositories: list[str]) -> dict[str, Any]:
+        """What goes on the student's login card: a login that reaches ``repositories``
+        (only those where the cloud can scope it), or the grant made to their own identity."""
+        ...
+
+    def revoke_student_credentials(self, prefix: str) -> list[str]:
+        """Remove what ``student_credentials`` made for repositories under ``prefix``."""
         ...
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+from pydantic import ConfigDict, with_config
 
 from registries.base import Credentials, RegistryError, check_repository_name
 
@@ -31,13 +32,15 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@with_config(ConfigDict(extra="forbid"))
 @dataclass
 class EcrSettings:
     """How repositories are created (documented in README, 'Registries')."""
 
     region: str
     profile: str | None = None
-    endpoint_url: str | None = None
+    endpoint_url: str | None = None  # the API endpoint (ECR and IAM); tests use moto's
+    registry_host: str | None = None  # default: the token's proxyEndpoint (tests: a local one)
     scan_on_push: bool = True
     tag_mutability: str = "MUTABLE"
     encryption: str = "AES256"
@@ -61,15 +64,22 @@ class EcrRegistry:
         self.settings = settings
         self._clock = clock
         self._token: Credentials | None = None
+        self._session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
         if client is None:
-            session = boto3.Session(profile_name=settings.profile, region_name=settings.region)
-            client = session.client("ecr", endpoint_url=settings.endpoint_url)
+            client = self._session.client("ecr", endpoint_url=settings.endpoint_url)
         self._client = client
+        self._iam_client: Any = None
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
-        """One ECR call; credential problems become one line naming the fix."""
+    @property
+    def _iam(self) -> Any:
+        if self._iam_client is None:
+            self._iam_client = self._session.client("iam", endpoint_url=self.settings.endpoint_url)
+        return self._iam_client
+
+    def _call(self, operation: str, *, client: Any = None, **kwargs: Any) -> Any:
+        """One ECR (or IAM) call; credential problems become one line naming the fix."""
         try:
-            return getattr(self._client, operation)(**kwargs)
+            return getattr(client or self._client, operation)(**kwargs)
         except botocore.exceptions.NoCredentialsError:
             raise RegistryError(
                 "ecr: no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and "
@@ -120,6 +130,8 @@ class EcrRegistry:
                 raise
             found = self._call("describe_repositories", repositoryNames=[repository])
             uri = found["repositories"][0]["repositoryUri"]
+        if self.settings.registry_host:
+            uri = f"{self.settings.registry_host}/{repository}"
         self._call(
             "put_lifecycle_policy",
             repositoryName=repository,
@@ -153,7 +165,9 @@ class EcrRegistry:
         expires = data["expiresAt"]
         if expires.tzinfo is None:
             expires = expires.replace(tzinfo=dt.UTC)
-        host = data["proxyEndpoint"].removeprefix("https://").removeprefix("http://")
+        host = self.settings.registry_host or data["proxyEndpoint"].removeprefix(
+            "https://"
+        ).removeprefix("http://")
         self._token = Credentials(host, username, password, expires)
         return self._token
 
@@ -195,3 +209,116 @@ class EcrRegistry:
                 ) from None
             raise
         return True
+
+    def student_credentials(self, student: str, repositories: list[str]) -> dict[str, Any]:
+        """An IAM user that may push and pull these repositories only, and its access key.
+
+        The user lives under the IAM path /workshop/ and is named after the student's path
+        (``nov-2026-student01``); a second call replaces the key (the card is rewritten).
+        """
+        arns = []
+        for repository in repositories:
+            self.ensure_repository(repository, student=student)
+            found = self._call("describe_repositories", repositoryNames=[repository])
+            arns.append(found["repositories"][0]["repositoryArn"])
+        user = _iam_name(repositories)
+        try:
+            self._call(
+                "create_user",
+                client=self._iam,
+                UserName=user,
+                Path=IAM_PATH,
+                Tags=[{"Key": "student", "Value": student}]
+                + [{"Key": k, "Value": v} for k, v in sorted(self.settings.tags.items())],
+            )
+        except botocore.exceptions.ClientError as exc:
+            if self._code(exc) != "EntityAlreadyExists":
+                raise
+        self._call(
+            "put_user_policy",
+            client=self._iam,
+            UserName=user,
+            PolicyName="workshop-ecr-push",
+            PolicyDocument=json.dumps(push_policy(arns)),
+        )
+        for key in self._call("list_access_keys", client=self._iam, UserName=user)[
+            "AccessKeyMetadata"
+        ]:
+            self._call(
+                "delete_access_key", client=self._iam, UserName=user, AccessKeyId=key["AccessKeyId"]
+            )
+        key = self._call("create_access_key", client=self._iam, UserName=user)["AccessKey"]
+        host = self.login().registry
+        return {
+            "registry": host,
+            "username": user,
+            "aws_access_key_id": key["AccessKeyId"],
+            "aws_secret_access_key": key["SecretAccessKey"],
+            "region": self.settings.region,
+            "login": f"aws ecr get-login-password --region {self.settings.region} | "
+            f"docker login --username AWS --password-stdin {host}",
+            "repositories": [f"{host}/{repository}" for repository in repositories],
+        }
+
+    def revoke_student_credentials(self, prefix: str) -> list[str]:
+        """Delete the /workshop/ IAM users made for repositories under ``prefix``."""
+        wanted = re.sub(r"[^A-Za-z0-9-]", "-", prefix)
+        removed = []
+        pages = self._iam.get_paginator("list_users").paginate(PathPrefix=IAM_PATH)
+        for page in pages:
+            for user in page["Users"]:
+                name = user["UserName"]
+                if not name.startswith(wanted):
+                    continue
+                keys = self._call("list_access_keys", client=self._iam, UserName=name)
+                for key in keys["AccessKeyMetadata"]:
+                    self._call(
+                        "delete_access_key",
+                        client=self._iam,
+                        UserName=name,
+                        AccessKeyId=key["AccessKeyId"],
+                    )
+                policies = self._call("list_user_policies", client=self._iam, UserName=name)
+                for policy in policies["PolicyNames"]:
+                    self._call(
+                        "delete_user_policy", client=self._iam, UserName=name, PolicyName=policy
+                    )
+                self._call("delete_user", client=self._iam, UserName=name)
+                removed.append(name)
+        return sorted(removed)
+
+
+IAM_PATH = "/workshop/"
+# What `docker push` and `docker pull` need on a repository (ECR's documented push policy).
+_PUSH_ACTIONS = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:CompleteLayerUpload",
+    "ecr:DescribeImages",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:InitiateLayerUpload",
+    "ecr:ListImages",
+    "ecr:PutImage",
+    "ecr:UploadLayerPart",
+]
+
+
+def push_policy(repository_arns: list[str]) -> dict[str, Any]:
+    """An IAM policy allowing a docker login, and push/pull on these repositories only."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Effect": "Allow", "Action": _PUSH_ACTIONS, "Resource": sorted(repository_arns)},
+        ],
+    }
+
+
+def _iam_name(repositories: list[str]) -> str:
+    prefixes = {name.rpartition("/")[0] or name for name in repositories}
+    if len(prefixes) != 1:
+        raise RegistryError(
+            f"ecr: one IAM user covers one student's path, got {sorted(prefixes)}: pass "
+            "repositories under one path (e.g. nov-2026/student01/...)"
+        )
+    return re.sub(r"[^A-Za-z0-9-]", "-", prefixes.pop())[:64]

@@ -8,6 +8,7 @@ adapter speaks it with ``requests``: a handful of documented endpoints
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import requests
 
@@ -40,6 +41,7 @@ class LocalRegistry:
         # Passed on every request: a session-level value loses to REQUESTS_CA_BUNDLE.
         self._verify: str | bool = ca_file if ca_file else True
         self._credentials = Credentials(address, username, password)
+        self.cohort: str | None = None
 
     @classmethod
     def for_cohort(cls, cohort: str) -> LocalRegistry:
@@ -53,12 +55,14 @@ class LocalRegistry:
                 f"local: cohort {cohort!r} has no classroom registry here: start it with "
                 f"'workshop cloud up --cohort {cohort}'"
             ) from None
-        return cls(
+        registry = cls(
             record["registry"]["address"],
             credentials["username"],
             credentials["password"],
             str(files.ca_cert),
         )
+        registry.cohort = cohort
+        return registry
 
     def _request(self, method: str, path: str, **kwargs: object) -> requests.Response:
         url = f"https://{self.address}{path}"
@@ -150,3 +154,31 @@ class LocalRegistry:
                     f"{response.status_code}: {response.text[:120]}"
                 )
         return True
+
+    def student_credentials(self, student: str, repositories: list[str]) -> dict[str, Any]:
+        """The student's own classroom login (htpasswd cannot limit it to their repositories)."""
+        for repository in repositories:
+            check_repository_name(self.name, repository)
+        if self.cohort is None:
+            raise RegistryError(
+                "local: student logins exist only for a lab cloud cohort's registry"
+            )
+        password_file = cloud.paths(self.cohort).student_dir(student) / "password"
+        try:
+            password = password_file.read_text().strip()
+        except FileNotFoundError:
+            raise RegistryError(
+                f"local: {student} is not on cohort {self.cohort}'s roster: add them with "
+                f"'workshop cloud up --cohort {self.cohort} --students N'"
+            ) from None
+        return {
+            "registry": self.address,
+            "username": student,
+            "password": password,
+            "scoped": False,
+            "repositories": [f"{self.address}/{repository}" for repository in repositories],
+        }
+
+    def revoke_student_credentials(self, prefix: str) -> list[str]:
+        """Nothing to revoke: classroom logins live and die with the lab cloud."""
+        return []

@@ -124,3 +124,41 @@ def test_missing_credentials_name_the_fix(endpoint, monkeypatch, tmp_path):
     ecr = EcrRegistry(settings(endpoint_url=endpoint))
     with pytest.raises(RegistryError, match="ecr: no AWS credentials found: set AWS_PROFILE"):
         ecr.login()
+
+
+def test_student_credentials_are_an_iam_user_limited_to_their_repositories(client, endpoint):
+    ecr = EcrRegistry(settings(endpoint_url=endpoint))
+    repositories = ["jan-2027/student01/classifier", "jan-2027/student01/gateway"]
+    card = ecr.student_credentials("student01", repositories)
+    again = ecr.student_credentials("student01", repositories)
+    assert card["username"] == "jan-2027-student01"
+    assert again["aws_access_key_id"] != card["aws_access_key_id"], "a re-run issues a new key"
+    assert card["registry"].endswith(".dkr.ecr.eu-west-1.amazonaws.com")
+    assert [uri.split("/", 1)[1] for uri in card["repositories"]] == repositories
+
+    iam = boto3.client("iam", region_name="eu-west-1", endpoint_url=endpoint)
+    keys = iam.list_access_keys(UserName="jan-2027-student01")["AccessKeyMetadata"]
+    assert [key["AccessKeyId"] for key in keys] == [again["aws_access_key_id"]]
+    policy = iam.get_user_policy(UserName="jan-2027-student01", PolicyName="workshop-ecr-push")
+    statements = policy["PolicyDocument"]["Statement"]
+    arns = [
+        client.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryArn"]
+        for name in repositories
+    ]
+    assert statements[1]["Resource"] == sorted(arns)
+    assert "ecr:PutImage" in statements[1]["Action"]
+
+    # The student's own key logs in (moto does not evaluate IAM policies, so the scoping
+    # itself is asserted on the policy above).
+    student = boto3.client(
+        "ecr",
+        region_name="eu-west-1",
+        endpoint_url=endpoint,
+        aws_access_key_id=again["aws_access_key_id"],
+        aws_secret_access_key=again["aws_secret_access_key"],
+    )
+    assert student.get_authorization_token()["authorizationData"]
+
+    assert ecr.revoke_student_credentials("jan-2027/") == ["jan-2027-student01"]
+    assert ecr.revoke_student_credentials("jan-2027/") == []
+    assert [u["UserName"] for u in iam.list_users(PathPrefix="/workshop/")["Users"]] == []

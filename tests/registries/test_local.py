@@ -70,3 +70,15 @@ def test_an_unknown_cohort_names_the_command_to_run(state_root):
 def test_invalid_names_are_refused(registry):
     with pytest.raises(RegistryError, match="local: invalid repository name 'Bad/Name'"):
         registry.ensure_repository("Bad/Name")
+
+
+def test_student_credentials_are_their_own_classroom_login(registry, lab_cloud):
+    card = registry.student_credentials("student01", ["adapter/student01/app"])
+    password = (Path(lab_cloud["state_dir"]) / "students/student01/password").read_text().strip()
+    assert card["username"] == "student01"
+    assert card["password"] == password
+    assert card["scoped"] is False
+    student = LocalRegistry(card["registry"], card["username"], card["password"], registry._verify)
+    assert student.login().username == "student01"
+    with pytest.raises(RegistryError, match="student09 is not on cohort"):
+        registry.student_credentials("student09", ["adapter/student09/app"])
