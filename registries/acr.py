@@ -167,14 +167,15 @@ class AcrRegistry:
             )
         return self._data
 
-    def _check(self, repository: str) -> None:
+    def check_name(self, repository: str) -> None:
+        """Refuse a name ACR would refuse, before any call."""
         check_repository_name(self.name, repository, min_length=2, max_length=256)
 
     # --- the protocol ---------------------------------------------------------------------
 
     def ensure_repository(self, repository: str, *, student: str | None = None) -> str:
         """ACR creates repositories on first push: the name is checked, the URI returned."""
-        self._check(repository)
+        self.check_name(repository)
         return f"{self.login_server}/{repository}"
 
     def login(self) -> Credentials:
@@ -218,7 +219,7 @@ class AcrRegistry:
         return sorted(name for name in names if name.startswith(prefix))
 
     def list_tags(self, repository: str) -> list[str]:
-        self._check(repository)
+        self.check_name(repository)
         try:
             tags = self._call("list tags", lambda: list(self.data.list_tag_properties(repository)))
         except ResourceNotFoundError:
@@ -239,7 +240,7 @@ class AcrRegistry:
     def student_credentials(self, student: str, repositories: list[str]) -> dict[str, Any]:
         """A scope map + token limited to these repositories, with an expiring password."""
         for repository in repositories:
-            self._check(repository)
+            self.check_name(repository)
         name = access_name(repositories)
         rg, registry = self.settings.resource_group, self.settings.registry
         actions = [

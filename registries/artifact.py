@@ -148,6 +148,10 @@ class ArtifactRegistry:
                 "account needs roles/artifactregistry.admin there"
             ) from None
 
+    def check_name(self, repository: str) -> None:
+        """Refuse a name that cannot map onto an Artifact Registry repository and image."""
+        split_name(repository)
+
     def uri(self, repository: str) -> str:
         path = split_name(repository)
         return f"{self.settings.host}/{self.settings.project}/{path.repository_id}/{path.image}"

@@ -40,6 +40,10 @@ class Registry(Protocol):
 
     name: str
 
+    def check_name(self, repository: str) -> None:
+        """Raise RegistryError naming the rule when the registry would refuse ``repository``."""
+        ...
+
     def ensure_repository(self, repository: str, *, student: str | None = None) -> str:
         """Create the repository if it is missing; return its URI (host/repository)."""
         ...

@@ -108,9 +108,13 @@ class EcrRegistry:
     def _code(exc: botocore.exceptions.ClientError) -> str:
         return str(exc.response.get("Error", {}).get("Code", ""))
 
+    def check_name(self, repository: str) -> None:
+        """Refuse a name ECR would refuse, before any call."""
+        check_repository_name(self.name, repository, pattern=ECR_NAME, min_length=2, max_length=256)
+
     def ensure_repository(self, repository: str, *, student: str | None = None) -> str:
         """Create (or find) the repository; returns its URI. Safe to repeat."""
-        check_repository_name(self.name, repository, pattern=ECR_NAME, min_length=2, max_length=256)
+        self.check_name(repository)
         tags = {**self.settings.tags, **({"student": student} if student else {})}
         encryption: dict[str, str] = {"encryptionType": self.settings.encryption}
         if self.settings.kms_key:
@@ -180,7 +184,7 @@ class EcrRegistry:
 
     def list_tags(self, repository: str) -> list[str]:
         """Tags of the repository's images (empty when the repository is absent)."""
-        check_repository_name(self.name, repository, pattern=ECR_NAME, min_length=2, max_length=256)
+        self.check_name(repository)
         tags: list[str] = []
         try:
             pages = self._client.get_paginator("list_images").paginate(
@@ -196,7 +200,7 @@ class EcrRegistry:
 
     def delete_repository(self, repository: str, *, force: bool = False) -> bool:
         """Delete the repository; with ``force`` its images too. False when it was absent."""
-        check_repository_name(self.name, repository, pattern=ECR_NAME, min_length=2, max_length=256)
+        self.check_name(repository)
         try:
             self._call("delete_repository", repositoryName=repository, force=force)
         except botocore.exceptions.ClientError as exc:

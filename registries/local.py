@@ -91,6 +91,10 @@ class LocalRegistry:
             )
         return response
 
+    def check_name(self, repository: str) -> None:
+        """Refuse a name the distribution registry would refuse."""
+        check_repository_name(self.name, repository)
+
     def ensure_repository(self, repository: str, *, student: str | None = None) -> str:
         """Distribution creates repositories on first push: only the name is checked."""
         check_repository_name(self.name, repository)

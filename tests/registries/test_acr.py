@@ -11,7 +11,6 @@ from azure.core.credentials import AccessToken
 
 from registries.acr import REFRESH_TOKEN_USER, AcrRegistry, AcrSettings
 from registries.base import RegistryError
-from tests.fakes.acr import AcrServer
 from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
 
 
@@ -26,16 +25,8 @@ class EntraToken:
 
 
 @pytest.fixture(scope="module")
-def fake(tmp_path_factory):
-    server = AcrServer(
-        tmp_path_factory.mktemp("acr"),
-        subscription="00000000-1111-2222-3333-444444444444",
-        resource_group="ml-workshop",
-        name="mlworkshop",
-    ).start()
-    server.entra_tokens.add("entra-instructor")
-    yield server
-    server.stop()
+def fake(azure):
+    return azure
 
 
 def settings(fake, **overrides) -> AcrSettings:

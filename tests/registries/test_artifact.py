@@ -4,62 +4,12 @@ speaking the same API, with a real distribution registry holding the pushed imag
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from registries.artifact import ArtifactRegistry, ArtifactSettings, split_name
 from registries.base import RegistryError
-from tests.fakes.artifact_registry import ArtifactRegistryServer
-from tests.fakes.distribution import Distribution
 from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
-
-
-@pytest.fixture(scope="module")
-def backing(tmp_path_factory):
-    registry = Distribution(tmp_path_factory.mktemp("ar-data")).start()
-    yield registry
-    registry.stop()
-
-
-@pytest.fixture(scope="module")
-def fake(backing):
-    server = ArtifactRegistryServer(backing).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory, fake):
-    """A service-account key whose token_uri is the fake's OAuth2 endpoint."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    fake.service_accounts["kit@ml-workshop.iam.gserviceaccount.com"] = (
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    path = tmp_path_factory.mktemp("gcp") / "key.json"
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "ml-workshop",
-                "private_key_id": "k1",
-                "private_key": pem,
-                "client_email": "kit@ml-workshop.iam.gserviceaccount.com",
-                "client_id": "1",
-                "token_uri": f"{fake.endpoint}/token",
-            }
-        )
-    )
-    return str(path)
 
 
 def settings(fake, backing, key_file, **overrides) -> ArtifactSettings:

@@ -1,0 +1,261 @@
+"""Push images to several registries at once, then prove they arrived identical.
+
+For each registry: log in (credentials stay in memory and go to the engine with each
+request; nothing is written to ~/.docker/config.json) and ensure the repositories. Then
+every (registry, image) push runs concurrently through the Docker engine, which skips the
+layers a registry already has. Finally each manifest digest is read back from its registry
+(``docker manifest inspect``'s engine endpoint) and compared across registries. One
+registry failing never stops the others; its rows carry the error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+
+from registries.base import Credentials, Registry, RegistryError
+
+# (push key "registry repository:tag", status, bytes sent, bytes to send)
+ProgressFn = Callable[[str, str, int, int], None]
+MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    """A local image and where it goes: ``repository:tag`` under the cohort's prefix."""
+
+    local: str
+    repository: str
+    tag: str
+
+
+def parse_image(spec: str) -> SourceImage:
+    """``local[=repository:tag]``; without ``=``, the local name is the target."""
+    local, _, target = spec.partition("=")
+    target = target or local
+    repository, _, tag = target.rpartition(":")
+    if not repository or "/" in tag:
+        repository, tag = target, "latest"
+    if not local or not repository:
+        raise RegistryError(
+            f"--images {spec!r}: expected LOCAL[=REPOSITORY:TAG], e.g. "
+            "workshop/hello:debian13-abc=classroom/hello:1"
+        )
+    return SourceImage(local, repository, tag)
+
+
+@dataclass
+class PushResult:
+    """One image in one registry: what was sent, what was skipped, what came back."""
+
+    registry: str
+    repository: str
+    tag: str
+    uri: str = ""
+    digest: str | None = None
+    bytes_uploaded: int = 0
+    layers_pushed: int = 0
+    layers_skipped: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    _auth: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def key(self) -> str:
+        return f"{self.registry} {self.repository}:{self.tag}"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("_auth")
+        data["ok"] = self.ok
+        return data
+
+
+def target_repository(image: SourceImage, prefix: str) -> str:
+    return f"{prefix.strip('/')}/{image.repository}" if prefix else image.repository
+
+
+def _pairs(
+    registries: dict[str, Registry], images: list[SourceImage], prefix: str
+) -> list[tuple[SourceImage, PushResult]]:
+    pairs = []
+    for name, registry in registries.items():
+        for image in images:
+            result = PushResult(name, target_repository(image, prefix), image.tag)
+            try:
+                registry.check_name(result.repository)
+            except RegistryError as exc:
+                result.error = str(exc)
+            pairs.append((image, result))
+    return pairs
+
+
+def plan(
+    registries: dict[str, Registry], images: list[SourceImage], prefix: str = ""
+) -> list[PushResult]:
+    """What a run would do, checked without touching any registry (``--dry-run``)."""
+    return [result for _, result in _pairs(registries, images, prefix)]
+
+
+def _auth(credentials: Credentials) -> dict[str, str]:
+    return {
+        "username": credentials.username,
+        "password": credentials.password,
+        "serveraddress": credentials.registry,
+    }
+
+
+def _prepare(registry: Registry, repositories: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Log in and ensure every repository: (auth for the engine, repository -> URI)."""
+    credentials = registry.login()
+    uris = {repository: registry.ensure_repository(repository) for repository in repositories}
+    return _auth(credentials), uris
+
+
+def _push_one(
+    engine: docker.DockerClient,
+    image: SourceImage,
+    result: PushResult,
+    progress: ProgressFn | None,
+) -> None:
+    """Tag, push and untag one image, counting layers sent and skipped from the stream."""
+    started = time.monotonic()
+    sent: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    pushed: set[str] = set()
+    skipped: set[str] = set()
+    engine.api.tag(image.local, result.uri, result.tag)
+    try:
+        stream = engine.api.push(
+            result.uri, tag=result.tag, auth_config=result._auth, stream=True, decode=True
+        )
+        for event in stream:
+            if "error" in event:
+                raise RegistryError(f"{result.registry}: push refused: {event['error']}")
+            layer, status = event.get("id", ""), event.get("status", "")
+            detail = event.get("progressDetail") or {}
+            if status == "Pushing" and "current" in detail:
+                sent[layer] = max(sent.get(layer, 0), int(detail["current"]))
+                totals[layer] = max(totals.get(layer, 0), int(detail.get("total") or 0))
+            elif status == "Pushed":
+                pushed.add(layer)
+            elif status == "Layer already exists" or status.startswith("Mounted from"):
+                skipped.add(layer)
+            if "aux" in event and "Digest" in event["aux"]:
+                result.digest = event["aux"]["Digest"]
+            if progress:
+                progress(result.key, status, sum(sent.values()), sum(totals.values()))
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            engine.api.remove_image(f"{result.uri}:{result.tag}", noprune=True)
+    if result.digest is None:
+        raise RegistryError(f"{result.registry}: the engine reported no digest for {result.uri}")
+    result.layers_pushed = len(pushed)
+    result.layers_skipped = len(skipped - pushed)
+    result.bytes_uploaded = sum(sent[layer] for layer in pushed if layer in sent)
+    result.seconds = round(time.monotonic() - started, 2)
+
+
+def _verify(engine: docker.DockerClient, results: list[PushResult]) -> None:
+    """Read every digest back from its registry; the same image must agree everywhere."""
+    for result in results:
+        if not result.ok:
+            continue
+        try:
+            found = engine.api.inspect_distribution(
+                f"{result.uri}:{result.tag}", auth_config=result._auth
+            )["Descriptor"]["digest"]
+        except docker.errors.APIError as exc:
+            result.error = f"{result.registry}: cannot read the pushed manifest back: {exc}"
+            continue
+        if found != result.digest:
+            result.error = f"{result.registry}: registry holds {found}, pushed {result.digest}"
+    by_image: dict[tuple[str, str], set[str]] = {}
+    for result in results:
+        if result.ok and result.digest:
+            by_image.setdefault((result.repository, result.tag), set()).add(result.digest)
+    for result in results:
+        digests = by_image.get((result.repository, result.tag), set())
+        if result.ok and len(digests) > 1:
+            result.error = f"digests differ across registries: {sorted(digests)}"
+
+
+def push_all(
+    engine: docker.DockerClient,
+    registries: dict[str, Registry],
+    images: list[SourceImage],
+    *,
+    prefix: str = "",
+    progress: ProgressFn | None = None,
+    workers: int = MAX_WORKERS,
+) -> list[PushResult]:
+    """Push every image to every registry concurrently; one result per pair."""
+    missing = []
+    for image in images:
+        try:
+            engine.images.get(image.local)
+        except docker.errors.ImageNotFound:
+            missing.append(image.local)
+    if missing:
+        raise RegistryError(
+            f"no local image {', '.join(missing)}: build or pull it first, or name others "
+            "with --images"
+        )
+    pairs = _pairs(registries, images, prefix)
+    results = [result for _, result in pairs]
+    repositories = list(dict.fromkeys(target_repository(image, prefix) for image in images))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(registries) or 1))) as pool:
+        prepared = {
+            name: pool.submit(_prepare, registry, repositories)
+            for name, registry in registries.items()
+        }
+    for result in results:
+        if not result.ok:
+            continue
+        try:
+            auth, uris = prepared[result.registry].result()
+        except (RegistryError, docker.errors.DockerException, OSError) as exc:
+            result.error = str(exc)
+            continue
+        except Exception as exc:  # a cloud SDK's own error: name it, keep the others going
+            result.error = f"{result.registry}: {type(exc).__name__}: {exc}"
+            continue
+        result.uri, result._auth = uris[result.repository], auth
+
+    todo = [(image, result) for image, result in pairs if result.ok]
+
+    def run(image: SourceImage, result: PushResult) -> None:
+        try:
+            _push_one(engine, image, result, progress)
+        except RegistryError as exc:
+            result.error = str(exc)
+        except docker.errors.DockerException as exc:
+            result.error = f"{result.registry}: {exc}"
+        if progress:
+            progress(result.key, "done" if result.ok else "failed", 0, 0)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
+        for future in [pool.submit(run, image, result) for image, result in todo]:
+            future.result()
+    _verify(engine, results)
+    return results
+
+
+def lab_images(engine: docker.DockerClient) -> list[SourceImage]:
+    """The images a cohort pulls: the classroom's ``classroom/hello:1`` (built offline)."""
+    from workshop.labcloud import images  # the lab cloud's recipes; imported only when used
+
+    built = images.build_image(engine, "hello", images.get_distro(images.DEFAULT_DISTRO))
+    return [SourceImage(built.tag, "classroom/hello", "1")]

@@ -1,0 +1,94 @@
+"""Fakes of the cloud registries, each in front of a real distribution registry."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from moto.server import ThreadedMotoServer
+
+from tests.fakes.acr import AcrServer
+from tests.fakes.artifact_registry import ArtifactRegistryServer
+from tests.fakes.distribution import Distribution, free_port
+
+
+@pytest.fixture(scope="module")
+def backing(tmp_path_factory):
+    registry = Distribution(tmp_path_factory.mktemp("ar-data")).start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="module")
+def fake(backing):
+    server = ArtifactRegistryServer(backing).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory, fake):
+    """A service-account key whose token_uri is the fake's OAuth2 endpoint."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    fake.service_accounts["kit@ml-workshop.iam.gserviceaccount.com"] = (
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    path = tmp_path_factory.mktemp("gcp") / "key.json"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "ml-workshop",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "kit@ml-workshop.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{fake.endpoint}/token",
+            }
+        )
+    )
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory):
+    """moto's ECR and IAM server, with a distribution registry standing in for ECR's."""
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    data = Distribution(tmp_path_factory.mktemp("ecr-data")).start()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    yield {"endpoint": f"http://127.0.0.1:{port}", "backing": data, "env": env}
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    data.stop()
+    moto.stop()
+
+
+@pytest.fixture(scope="module")
+def azure(tmp_path_factory):
+    """The ACR fake (ARM, token service, /acr/v1) and its token-auth registry."""
+    server = AcrServer(
+        tmp_path_factory.mktemp("acr"),
+        subscription="00000000-1111-2222-3333-444444444444",
+        resource_group="ml-workshop",
+        name="mlworkshop",
+    ).start()
+    server.entra_tokens.add("entra-instructor")
+    yield server
+    server.stop()
