@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
 
 import docker.errors
@@ -26,6 +27,10 @@ app = typer.Typer(
 )
 cloud_app = typer.Typer(help="The lab cloud: a simulated cohort of student VMs on this machine.")
 app.add_typer(cloud_app, name="cloud")
+registries_app = typer.Typer(
+    help="Cohort repositories and per-student credentials in ECR, Artifact Registry, ACR."
+)
+app.add_typer(registries_app, name="registries")
 
 # soft_wrap: long paths and ssh commands stay on one line, ready to copy.
 out = Console(soft_wrap=True)
@@ -141,6 +146,120 @@ def cloud_down(cohort: CohortOption = cloud.DEFAULT_COHORT) -> None:
         f"{len(report.volumes)} volumes, {len(report.networks)} networks, "
         f"{len(report.files)} state paths."
     )
+
+
+RegistriesOption = Annotated[
+    str | None,
+    typer.Option("--registries", help="Comma-separated: ecr, gcr (Artifact Registry), acr, local."),
+]
+ConfigOption = Annotated[
+    str | None, typer.Option("--config", help="Registries file (default registries.yml).")
+]
+
+
+def _open_registries(names: list[str], config_file: str | None, cohort: str) -> tuple[dict, list]:
+    """Adapters for ``names``; those that cannot open are returned as (name, error)."""
+    from registries import config  # the cloud SDKs load only for registry commands
+
+    settings = config.load(config_file)
+    opened, failed = {}, []
+    for name in names:
+        try:
+            opened[name] = config.open_registry(name, settings, cohort)
+        except WorkshopError as exc:
+            failed.append((name, str(exc)))
+    return opened, failed
+
+
+@registries_app.command("create")
+@friendly_errors
+def registries_create(
+    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    registries: RegistriesOption = "local",
+    config_file: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Give every student their repositories and credentials (written 0600 to their card)."""
+    from registries import cohort as cohort_access
+    from registries import config
+
+    names = config.parse_names(registries or "local")
+    wanted = config.load(config_file).student_repositories
+    opened, failed = _open_registries(names, config_file, cohort)
+    results = cohort_access.create(cohort, opened, wanted)
+    results += [cohort_access.StudentAccess("*", name, error=error) for name, error in failed]
+    if as_json:
+        typer.echo(json.dumps([asdict(result) for result in results], indent=2))
+    else:
+        table = Table(title=f"Registry access for cohort '{cohort}'")
+        for column in ("student", "registry", "repositories", "login", "expires", "result"):
+            table.add_column(column)
+        for result in results:
+            table.add_row(
+                result.student,
+                result.registry,
+                "\n".join(result.repositories),
+                result.login,
+                result.expires or "-",
+                "[green]ok[/]" if result.ok else "[red]failed[/]",
+            )
+        out.print(table)
+        out.print(
+            f"Credentials: {cloud.paths(cohort).root}/students/<login>/"
+            f"{cohort_access.CARD_FILE} (0600)"
+        )
+    _report_failures([(r.student, r.registry, r.error) for r in results if r.error])
+
+
+@registries_app.command("delete")
+@friendly_errors
+def registries_delete(
+    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    registries: RegistriesOption = None,
+    config_file: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete the cohort's repositories (and images) and revoke its credentials. Idempotent."""
+    from registries import cohort as cohort_access
+    from registries import config
+
+    names = (
+        config.parse_names(registries) if registries else cohort_access.recorded_registries(cohort)
+    )
+    if not names:
+        out.print(f"Cohort '{cohort}': no registry access recorded; nothing to delete.")
+        return
+    opened, failed = _open_registries(names, config_file, cohort)
+    results = cohort_access.delete(cohort, opened)
+    results += [cohort_access.Cleanup(name, error=error) for name, error in failed]
+    if as_json:
+        typer.echo(json.dumps([asdict(result) for result in results], indent=2))
+    else:
+        table = Table(title=f"Registry cleanup for cohort '{cohort}'")
+        for column in ("registry", "repositories deleted", "credentials revoked", "result"):
+            table.add_column(column)
+        for result in results:
+            table.add_row(
+                result.registry,
+                str(len(result.repositories)),
+                str(len(result.credentials)),
+                "[green]ok[/]" if result.ok else "[red]failed[/]",
+            )
+        out.print(table)
+    _report_failures([("", r.registry, r.error) for r in results if r.error])
+
+
+def _report_failures(failures: list[tuple[str, str, str | None]]) -> None:
+    """Each distinct error once, in full, then exit 1 naming who failed."""
+    if not failures:
+        return
+    for error in dict.fromkeys(error for _, _, error in failures):
+        err.print(f"[red]{error}[/]", highlight=False)
+    who = sorted(
+        {f"{registry}{'/' + student if student else ''}" for student, registry, _ in failures}
+    )
+    err.print(f"[bold red]failed:[/] {', '.join(who)}", highlight=False)
+    raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,187 @@
+"""A cohort's registry access: repositories per student, their credentials, and cleanup.
+
+``create`` gives every student on the roster ``<cohort>/<login>/<name>`` repositories in
+each registry and the credentials that reach them, written to the student's login-card
+directory (``state/<cohort>/students/<login>/registries.json``, 0600). ``delete`` removes
+the repositories (with their images) and revokes those credentials, so nothing keeps
+costing money after the cohort; both are safe to repeat. One student or one registry
+failing never stops the others: each gets its own row.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from registries.base import Registry, RegistryError
+from workshop import state
+from workshop.labcloud import cloud
+
+WORKERS = 8
+CARD_FILE = "registries.json"
+RECORD_FILE = "registries.json"  # in the cohort directory: which registries were set up
+_CARDS = threading.Lock()  # registries finish in parallel; each card is read, merged, written
+
+
+@dataclass
+class StudentAccess:
+    """One student in one registry."""
+
+    student: str
+    registry: str
+    repositories: list[str] = field(default_factory=list)
+    login: str = ""
+    expires: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Cleanup:
+    """What ``delete`` removed from one registry."""
+
+    registry: str
+    repositories: list[str] = field(default_factory=list)
+    credentials: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def roster(cohort: str) -> list[str]:
+    """Student logins of a lab cloud cohort, from its record."""
+    files = cloud.paths(cohort)
+    try:
+        record = json.loads(files.record.read_text())
+    except FileNotFoundError:
+        raise RegistryError(
+            f"cohort {cohort!r} has no roster here: start it with 'workshop cloud up --cohort "
+            f"{cohort}'"
+        ) from None
+    return [student["login"] for student in record.get("students", [])]
+
+
+def student_repositories(cohort: str, login: str, names: list[str]) -> list[str]:
+    return [f"{cohort}/{login}/{name}" for name in names]
+
+
+def _card_path(cohort: str, login: str) -> Any:
+    return cloud.paths(cohort).student_dir(login) / CARD_FILE
+
+
+def _update_card(cohort: str, login: str, registry: str, card: dict[str, Any] | None) -> None:
+    """Merge one registry's entry into the student's card (0600); None removes it."""
+    path = _card_path(cohort, login)
+    with _CARDS:
+        cards = json.loads(path.read_text()) if path.exists() else {}
+        if card is None:
+            cards.pop(registry, None)
+        else:
+            cards[registry] = card
+        if cards:
+            text = json.dumps(cards, indent=2, sort_keys=True) + "\n"
+            state.write_file(path, text, secret=True)
+        elif path.exists():
+            path.unlink()
+
+
+def _record(cohort: str) -> dict[str, Any]:
+    path = cloud.paths(cohort).root / RECORD_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def recorded_registries(cohort: str) -> list[str]:
+    """The registries ``create`` set up for this cohort (what ``delete`` cleans by default)."""
+    return sorted(_record(cohort))
+
+
+def _write_record(cohort: str, record: dict[str, Any]) -> None:
+    path = cloud.paths(cohort).root / RECORD_FILE
+    if record:
+        state.write_file(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    elif path.exists():
+        path.unlink()
+
+
+def _one_student(
+    cohort: str, name: str, registry: Registry, login: str, names: list[str]
+) -> StudentAccess:
+    access = StudentAccess(login, name, student_repositories(cohort, login, names))
+    try:
+        for repository in access.repositories:
+            registry.ensure_repository(repository, student=login)
+        card = registry.student_credentials(login, access.repositories)
+    except RegistryError as exc:
+        access.error = str(exc)
+        return access
+    except Exception as exc:  # a cloud SDK's own error: name it, keep the others going
+        access.error = f"{name}: {type(exc).__name__}: {exc}"
+        return access
+    _update_card(cohort, login, name, card)
+    access.login = str(card.get("username") or card.get("member") or "")
+    access.expires = card.get("expires")
+    return access
+
+
+def create(cohort: str, registries: dict[str, Registry], names: list[str]) -> list[StudentAccess]:
+    """Repositories and credentials for every student in every registry."""
+    logins = roster(cohort)
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = [
+            pool.submit(_one_student, cohort, name, registry, login, names)
+            for name, registry in registries.items()
+            for login in logins
+        ]
+        results = [future.result() for future in futures]
+    record = _record(cohort)
+    for name in registries:
+        record[name] = {"repositories": names}
+    _write_record(cohort, record)
+    return results
+
+
+def _clean(cohort: str, name: str, registry: Registry, logins: list[str]) -> Cleanup:
+    cleanup = Cleanup(name)
+    try:
+        for repository in registry.list_repositories(f"{cohort}/"):
+            if registry.delete_repository(repository, force=True):
+                cleanup.repositories.append(repository)
+        cleanup.credentials = registry.revoke_student_credentials(f"{cohort}/")
+    except RegistryError as exc:
+        cleanup.error = str(exc)
+        return cleanup
+    except Exception as exc:  # a cloud SDK's own error: name it, keep the others going
+        cleanup.error = f"{name}: {type(exc).__name__}: {exc}"
+        return cleanup
+    for login in logins:
+        _update_card(cohort, login, name, None)
+    return cleanup
+
+
+def delete(cohort: str, registries: dict[str, Registry]) -> list[Cleanup]:
+    """Remove the cohort's repositories and revoke its credentials (safe to repeat)."""
+    try:
+        logins = roster(cohort)
+    except RegistryError:
+        logins = []  # the lab cloud is gone already; the clouds still get cleaned
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        futures = [
+            pool.submit(_clean, cohort, name, registry, logins)
+            for name, registry in registries.items()
+        ]
+        results = [future.result() for future in futures]
+    if cloud.paths(cohort).root.exists():
+        record = _record(cohort)
+        for cleanup in results:
+            if cleanup.ok:
+                record.pop(cleanup.registry, None)
+        _write_record(cohort, record)
+    return results

@@ -1,0 +1,135 @@
+"""The cohort workflow: repositories and credentials per student in every registry, written
+0600 to the login cards, and removed again (idempotently)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from registries import cohort
+from registries.local import LocalRegistry
+from tests.conftest import run_workshop
+from tests.registries.test_push import three_registries
+
+pytestmark = pytest.mark.labcloud
+
+
+@pytest.fixture(scope="module")
+def gcp(fake, backing, key_file):
+    return {"fake": fake, "backing": backing, "key_file": key_file}
+
+
+def cards(lab_cloud) -> dict[str, dict]:
+    state = Path(lab_cloud["state_dir"])
+    found = {}
+    for path in sorted(state.glob("students/*/registries.json")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        found[path.parent.name] = json.loads(path.read_text())
+    return found
+
+
+def test_create_and_delete_across_every_registry(lab_cloud, aws, gcp, azure):
+    name = lab_cloud["cohort"]
+    registries = three_registries(aws, gcp, azure)
+    registries["gcr"].settings.student_member = "user:{student}@example.edu"
+    registries["local"] = LocalRegistry.for_cohort(name)
+
+    results = cohort.create(name, registries, ["classifier"])
+    assert [r.error for r in results] == [None] * 8
+    assert {(r.student, r.registry) for r in results} == {
+        (s, r) for s in ("student01", "student02") for r in ("ecr", "gcr", "acr", "local")
+    }
+    on_cards = cards(lab_cloud)
+    assert sorted(on_cards) == ["student01", "student02"]
+    card = on_cards["student02"]
+    assert sorted(card) == ["acr", "ecr", "gcr", "local"]
+    assert card["acr"]["repositories"] == [f"{azure.login_server}/{name}/student02/classifier"]
+    assert card["acr"]["password"]
+    assert card["ecr"]["aws_secret_access_key"]
+    assert card["gcr"]["member"] == "user:student02@example.edu"
+    assert card["local"]["username"] == "student02"
+    assert cohort.recorded_registries(name) == ["acr", "ecr", "gcr", "local"]
+    assert f"{name}-student02" in azure.tokens
+
+    # A second create is safe: same repositories, fresh credentials.
+    again = cohort.create(name, registries, ["classifier"])
+    assert [r.error for r in again] == [None] * 8
+
+    cleaned = {c.registry: c for c in cohort.delete(name, registries)}
+    assert all(c.ok for c in cleaned.values())
+    assert sorted(cleaned["ecr"].credentials) == [f"{name}-student01", f"{name}-student02"]
+    assert sorted(cleaned["acr"].credentials) == [f"{name}-student01", f"{name}-student02"]
+    assert not [token for token in azure.tokens if token.startswith(name)]
+    assert registries["ecr"].list_repositories(f"{name}/") == []
+    assert cards(lab_cloud) == {}
+    assert cohort.recorded_registries(name) == []
+
+    # Idempotent: nothing left, nothing fails.
+    assert all(c.ok and not c.repositories for c in cohort.delete(name, registries))
+
+
+def test_one_registry_failing_leaves_the_others_done(lab_cloud, aws, gcp, azure):
+    name = lab_cloud["cohort"]
+    registries = three_registries(aws, gcp, azure)
+    registries["gcr"].settings.student_member = None  # gcr cannot grant: it fails alone
+    results = cohort.create(name, {k: registries[k] for k in ("ecr", "gcr")}, ["app"])
+    by = {(r.registry, r.ok) for r in results}
+    assert by == {("ecr", True), ("gcr", False)}
+    assert all("gcr.student_member" in r.error for r in results if r.registry == "gcr")
+    assert sorted(cards(lab_cloud)["student01"]) == ["ecr"]
+    cohort.delete(name, {k: registries[k] for k in ("ecr", "gcr")})
+    assert cards(lab_cloud) == {}
+
+
+def test_the_cli_creates_and_deletes(lab_cloud, aws, gcp, tmp_path):
+    name = lab_cloud["cohort"]
+    config_file = tmp_path / "registries.yml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "ecr": {"region": "eu-west-1", "endpoint_url": aws["endpoint"]},
+                "student_repositories": ["classifier", "gateway"],
+            }
+        )
+    )
+    created = run_workshop(
+        "registries",
+        "create",
+        "--cohort",
+        name,
+        "--registries",
+        "ecr,local",
+        "--config",
+        str(config_file),
+        "--json",
+    )
+    assert created.returncode == 0, created.stderr
+    rows = json.loads(created.stdout)
+    assert len(rows) == 4
+    assert all(row["error"] is None for row in rows)
+    assert {tuple(row["repositories"]) for row in rows if row["student"] == "student01"} == {
+        (f"{name}/student01/classifier", f"{name}/student01/gateway")
+    }
+    secrets = [cards(lab_cloud)["student01"]["ecr"]["aws_secret_access_key"]]
+    secrets.append(cards(lab_cloud)["student01"]["local"]["password"])
+    for secret in secrets:
+        assert secret not in created.stdout + created.stderr
+
+    table = run_workshop("registries", "delete", "--cohort", name, "--config", str(config_file))
+    assert table.returncode == 0, table.stderr
+    assert "Registry cleanup" in table.stdout
+    assert cards(lab_cloud) == {}
+    nothing = run_workshop("registries", "delete", "--cohort", name, "--config", str(config_file))
+    assert nothing.returncode == 0
+    assert "nothing to delete" in nothing.stdout
+
+    unknown = run_workshop("registries", "create", "--cohort", name, "--registries", "ecs")
+    assert unknown.returncode == 2
+    assert "unknown registry 'ecs'" in unknown.stderr
+    missing = run_workshop("registries", "create", "--cohort", "nowhere")
+    assert missing.returncode == 2
+    assert "cohort 'nowhere' has no roster here" in missing.stderr
