@@ -61,6 +61,12 @@ def key_file(tmp_path_factory, fake):
 
 
 @pytest.fixture(scope="module")
+def gcp(fake, backing, key_file):
+    """Everything an Artifact Registry adapter needs to reach the fake."""
+    return {"fake": fake, "backing": backing, "key_file": key_file}
+
+
+@pytest.fixture(scope="module")
 def aws(tmp_path_factory):
     """moto's ECR and IAM server, with a distribution registry standing in for ECR's."""
     port = free_port()

@@ -18,11 +18,6 @@ from tests.registries.test_push import three_registries
 pytestmark = pytest.mark.labcloud
 
 
-@pytest.fixture(scope="module")
-def gcp(fake, backing, key_file):
-    return {"fake": fake, "backing": backing, "key_file": key_file}
-
-
 def cards(lab_cloud) -> dict[str, dict]:
     state = Path(lab_cloud["state_dir"])
     found = {}

@@ -55,11 +55,6 @@ def images(engine):
         engine.images.remove(local, force=True)
 
 
-@pytest.fixture(scope="module")
-def gcp(fake, backing, key_file):
-    return {"fake": fake, "backing": backing, "key_file": key_file}
-
-
 def ecr_settings(aws) -> EcrSettings:
     return EcrSettings(
         region="eu-west-1", endpoint_url=aws["endpoint"], registry_host=aws["backing"].address
