@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.server import ThreadedMotoServer
 
-from tests.fakes.acr import AcrServer
+from tests.fakes import clouds
 from tests.fakes.artifact_registry import ArtifactRegistryServer
+from tests.fakes.clouds import service_account_key
 from tests.fakes.distribution import Distribution, free_port
 
 
@@ -32,32 +30,7 @@ def fake(backing):
 @pytest.fixture(scope="module")
 def key_file(tmp_path_factory, fake):
     """A service-account key whose token_uri is the fake's OAuth2 endpoint."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    fake.service_accounts["kit@ml-workshop.iam.gserviceaccount.com"] = (
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    path = tmp_path_factory.mktemp("gcp") / "key.json"
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "ml-workshop",
-                "private_key_id": "k1",
-                "private_key": pem,
-                "client_email": "kit@ml-workshop.iam.gserviceaccount.com",
-                "client_id": "1",
-                "token_uri": f"{fake.endpoint}/token",
-            }
-        )
-    )
-    return str(path)
+    return str(service_account_key(tmp_path_factory.mktemp("gcp"), fake))
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +62,6 @@ def aws(tmp_path_factory):
 @pytest.fixture(scope="module")
 def azure(tmp_path_factory):
     """The ACR fake (ARM, token service, /acr/v1) and its token-auth registry."""
-    server = AcrServer(
-        tmp_path_factory.mktemp("acr"),
-        subscription="00000000-1111-2222-3333-444444444444",
-        resource_group="ml-workshop",
-        name="mlworkshop",
-    ).start()
-    server.entra_tokens.add("entra-instructor")
+    server = clouds.acr_server(tmp_path_factory.mktemp("acr")).start()
     yield server
     server.stop()

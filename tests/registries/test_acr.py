@@ -3,25 +3,13 @@ service and /acr/v1, in front of a real distribution registry that enforces the 
 
 from __future__ import annotations
 
-import time
-
 import docker.errors
 import pytest
-from azure.core.credentials import AccessToken
 
 from registries.acr import REFRESH_TOKEN_USER, AcrRegistry, AcrSettings
 from registries.base import RegistryError
+from tests.fakes.clouds import EntraToken, acr_settings
 from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
-
-
-class EntraToken:
-    """Stands in for Entra ID: a TokenCredential handing out a token the fake accepts."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def get_token(self, *scopes: str, **kwargs) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)
 
 
 @pytest.fixture(scope="module")
@@ -30,17 +18,7 @@ def fake(azure):
 
 
 def settings(fake, **overrides) -> AcrSettings:
-    values = {
-        "subscription_id": fake.subscription,
-        "resource_group": fake.resource_group,
-        "registry": fake.name,
-        "arm_endpoint": fake.endpoint,
-        "data_endpoint": fake.endpoint,
-        "ca_file": str(fake.ca_file),
-        "poll_seconds": 0,
-        **overrides,
-    }
-    return AcrSettings(**values)
+    return acr_settings(fake, **overrides)
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from registries import config, push
-from registries.acr import AcrRegistry, AcrSettings
+from registries.acr import AcrRegistry
 from registries.artifact import ArtifactRegistry
 from registries.ecr import EcrRegistry, EcrSettings
 from tests.conftest import REPO, unique_cohort
-from tests.registries.test_acr import EntraToken
+from tests.fakes.clouds import EntraToken, acr_settings
 from tests.registries.test_artifact import settings as gcr_settings
 
 SCRIPT = REPO / "scripts" / "push_all.py"
@@ -65,18 +65,7 @@ def three_registries(aws, gcp, azure) -> dict:
     return {
         "ecr": EcrRegistry(ecr_settings(aws)),
         "gcr": ArtifactRegistry(gcr_settings(gcp["fake"], gcp["backing"], gcp["key_file"])),
-        "acr": AcrRegistry(
-            AcrSettings(
-                subscription_id=azure.subscription,
-                resource_group=azure.resource_group,
-                registry=azure.name,
-                arm_endpoint=azure.endpoint,
-                data_endpoint=azure.endpoint,
-                ca_file=str(azure.ca_file),
-                poll_seconds=0,
-            ),
-            credential=EntraToken("entra-instructor"),
-        ),
+        "acr": AcrRegistry(acr_settings(azure), credential=EntraToken()),
     }
 
 
