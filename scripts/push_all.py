@@ -26,7 +26,8 @@ from rich.table import Table
 from registries import config, push
 from registries.base import Registry, RegistryError
 
-out = Console(soft_wrap=True)
+# Wide enough off a terminal (CI logs, pipes) that no column is cut short.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 
