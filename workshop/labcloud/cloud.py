@@ -8,6 +8,7 @@ volumes and keys, and starts what is stopped. Everything it creates carries the 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 import json
@@ -683,14 +684,19 @@ def _seed_image(
     target = f"{address}/{repository}"
     client.images.get(image).tag(target, tag)
     digest = ""
-    stream = client.api.push(target, tag=tag, stream=True, decode=True, auth_config=credentials)
-    for event in stream:
-        if "error" in event:
-            raise WorkshopError(
-                f"pushing {target}:{tag} to the classroom registry failed: "
-                f"{event['error']}; check 'workshop cloud status --cohort {files.root.name}'"
-            )
-        digest = event.get("aux", {}).get("Digest", digest)
+    try:
+        stream = client.api.push(target, tag=tag, stream=True, decode=True, auth_config=credentials)
+        for event in stream:
+            if "error" in event:
+                raise WorkshopError(
+                    f"pushing {target}:{tag} to the classroom registry failed: "
+                    f"{event['error']}; check 'workshop cloud status --cohort {files.root.name}'"
+                )
+            digest = event.get("aux", {}).get("Digest", digest)
+    finally:
+        # The push tag only names the upload; leaving it would pile one up per cohort.
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_image(f"{target}:{tag}", noprune=True)
     return f"{target}:{tag}@{digest}"
 
 
