@@ -29,7 +29,7 @@ RECIPE_LABEL = "org.workshop.recipe"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 # Bump when the way the base rootfs is assembled changes, to force a rebuild everywhere.
-_BASE_RECIPE_VERSION = "1"
+_BASE_RECIPE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def _digest(*parts: str | bytes) -> str:
     return sha.hexdigest()[:12]
 
 
-def _context_digest(context: Path, base_tag: str) -> str:
+def context_digest(context: Path, base_tag: str) -> str:
     parts: list[str | bytes] = [base_tag]
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
         parts += [path.relative_to(context).as_posix(), path.read_bytes()]
@@ -140,10 +140,7 @@ def build_base(client: docker.DockerClient, distro: Distro, *, force: bool = Fal
         # Same apt layout as the official images, and no package caches in the image.
         (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
         (rootfs / "etc/apt/sources.list.d/debian.sources").write_text(_sources_deb822(distro))
-        for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for entry in (rootfs / cache).glob("*"):
-                if entry.is_file():
-                    entry.unlink()
+        _slim(rootfs)
         tarball = Path(tmp) / "rootfs.tar"
         _run(
             ["tar", "--numeric-owner", "--xattrs", "-C", str(rootfs), "-cf", str(tarball), "."],
@@ -159,6 +156,45 @@ def build_base(client: docker.DockerClient, distro: Distro, *, force: bool = Fal
     return BuiltImage(tag, built=True, seconds=time.monotonic() - started)
 
 
+# What the official debian:*-slim images configure, so that every image built on this base
+# stays small too: apt keeps no package caches, dpkg installs no docs, man pages or locales.
+_APT_CACHES = (
+    "/var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin"
+)
+_APT_CLEAN = f"""\
+DPkg::Post-Invoke {{ "rm -f {_APT_CACHES} || true"; }};
+APT::Update::Post-Invoke {{ "rm -f {_APT_CACHES} || true"; }};
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+Acquire::Languages "none";
+"""
+_DPKG_SLIM = """\
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/lintian/*
+"""
+
+
+def _slim(rootfs: Path) -> None:
+    """Configure apt and dpkg as the slim images do, and drop what is already there."""
+    (rootfs / "etc/apt/apt.conf.d/docker-clean").write_text(_APT_CLEAN)
+    (rootfs / "etc/dpkg/dpkg.cfg.d/docker-slim").write_text(_DPKG_SLIM)
+    for cache in ("var/cache/apt", "var/cache/apt/archives", "var/lib/apt/lists"):
+        for entry in (rootfs / cache).glob("*"):
+            if entry.is_file():
+                entry.unlink()
+    for directory in ("usr/share/man", "usr/share/info", "usr/share/locale", "usr/share/lintian"):
+        shutil.rmtree(rootfs / directory, ignore_errors=True)
+        (rootfs / directory).mkdir(parents=True, exist_ok=True)
+    for path in (rootfs / "usr/share/doc").rglob("*"):
+        if path.is_file() and path.name != "copyright":
+            path.unlink()
+
+
 def _run(command: list[str], *, what: str) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -168,7 +204,7 @@ def _run(command: list[str], *, what: str) -> None:
 
 def image_tag(name: str, distro: Distro) -> str:
     """Tag of a lab cloud image built from ``images/<name>/`` on the distro's base."""
-    return f"workshop/{name}:{distro.key}-{_context_digest(IMAGES_DIR / name, base_tag(distro))}"
+    return f"workshop/{name}:{distro.key}-{context_digest(IMAGES_DIR / name, base_tag(distro))}"
 
 
 def build_image(
@@ -179,13 +215,34 @@ def build_image(
     if not force and _image_exists(client, tag):
         return BuiltImage(tag, built=False, seconds=0.0)
     base = build_base(client, distro)
+    seconds = build_context(
+        client,
+        IMAGES_DIR / name,
+        tag,
+        {"BASE_IMAGE": base.tag},
+        labels={RECIPE_LABEL: tag.partition(":")[2]},
+    )
+    return BuiltImage(tag, built=True, seconds=base.seconds + seconds)
+
+
+def build_context(
+    client: docker.DockerClient,
+    context: Path,
+    tag: str,
+    buildargs: dict[str, str],
+    *,
+    labels: dict[str, str] | None = None,
+    dockerfile: str = "Dockerfile",
+) -> float:
+    """Build ``context`` with the classic builder; seconds taken. Failures name the step."""
     started = time.monotonic()
     try:
         client.images.build(
-            path=str(IMAGES_DIR / name),
+            path=str(context),
+            dockerfile=dockerfile,
             tag=tag,
-            buildargs={"BASE_IMAGE": base.tag},
-            labels={RECIPE_LABEL: tag.partition(":")[2]},
+            buildargs=buildargs,
+            labels=labels or {},
             rm=True,
             forcerm=True,
         )
@@ -193,4 +250,4 @@ def build_image(
         lines = [str(item.get("stream", item.get("error", ""))).strip() for item in exc.build_log]
         tail = " / ".join(line for line in lines if line)[-400:]
         raise WorkshopError(f"building {tag} failed: {tail}") from None
-    return BuiltImage(tag, built=True, seconds=base.seconds + time.monotonic() - started)
+    return time.monotonic() - started

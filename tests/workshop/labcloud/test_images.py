@@ -13,11 +13,11 @@ from workshop.labcloud import images
 def test_context_digest_changes_with_any_file_and_with_the_base(tmp_path):
     context = tmp_path / "student-vm"
     shutil.copytree(images.IMAGES_DIR / "student-vm", context)
-    first = images._context_digest(context, "workshop/debian-base:trixie-aaa")
-    assert images._context_digest(context, "workshop/debian-base:trixie-aaa") == first
-    assert images._context_digest(context, "workshop/debian-base:trixie-bbb") != first
+    first = images.context_digest(context, "workshop/debian-base:trixie-aaa")
+    assert images.context_digest(context, "workshop/debian-base:trixie-aaa") == first
+    assert images.context_digest(context, "workshop/debian-base:trixie-bbb") != first
     (context / "sshd-workshop.conf").write_text("PermitRootLogin yes\n")
-    assert images._context_digest(context, "workshop/debian-base:trixie-aaa") != first
+    assert images.context_digest(context, "workshop/debian-base:trixie-aaa") != first
 
 
 def test_base_tag_depends_on_suite_and_mirror(monkeypatch):
