@@ -1,0 +1,1 @@
+"""Activity 1: an ImageNet image classifier served with FastAPI and ONNX Runtime."""

@@ -1,0 +1,149 @@
+"""Offline stand-ins for the official base images the labs use (``build-bases``).
+
+The labs' Dockerfiles and compose files keep the official images as their defaults
+(``ARG BASE_IMAGE=python:3.11-slim``, ``redis:7``, ``postgres:15``, ``nginx:1.22``). Where
+they cannot be pulled (this machine, an air-gapped classroom), the kit builds equivalents
+from Debian 12 packages, tags them ``workshop/library/<name>:<tag>`` locally, and can
+publish them to the classroom registry as ``<registry>/library/<name>:<tag>``, the path
+Docker Hub's official images have; builds then pass ``--build-arg BASE_IMAGE=...``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from workshop.errors import WorkshopError
+from workshop.labcloud import images
+
+BASES_DIR = Path(__file__).parent / "bases"
+LOCAL_NAMESPACE = "workshop/library"
+REGISTRY_NAMESPACE = "library"
+# Debian 12 ships Python 3.11, Redis 7.0, PostgreSQL 15 and nginx 1.22: the official tags
+# these stand in for.
+DISTRO = "debian12"
+
+
+@dataclass(frozen=True)
+class Base:
+    """One official image and its offline stand-in."""
+
+    name: str
+    tag: str
+
+    @property
+    def official(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+    @property
+    def local(self) -> str:
+        return f"{LOCAL_NAMESPACE}/{self.name}:{self.tag}"
+
+    @property
+    def context(self) -> Path:
+        return BASES_DIR / self.name
+
+
+BASES: dict[str, Base] = {
+    base.name: base
+    for base in (
+        Base("python", "3.11-slim"),
+        Base("redis", "7"),
+        Base("postgres", "15"),
+        Base("nginx", "1.22"),
+    )
+}
+
+
+@dataclass
+class BaseResult:
+    """What build-bases did for one image."""
+
+    official: str
+    local: str
+    built: bool
+    seconds: float
+    size_mb: float
+    pushed: str | None = None
+
+
+def _recipe(base: Base, debian: str) -> str:
+    return images.context_digest(base.context, debian)
+
+
+def build_base(client: docker.DockerClient, base: Base, *, force: bool = False) -> BaseResult:
+    """Build one stand-in on the Debian 12 base, unless an image of this recipe exists."""
+    distro = images.get_distro(DISTRO)
+    debian = images.build_base(client, distro)
+    recipe = _recipe(base, debian.tag)
+    try:
+        existing = client.images.get(base.local)
+        if not force and existing.labels.get(images.RECIPE_LABEL) == recipe:
+            return BaseResult(base.official, base.local, False, 0.0, existing.attrs["Size"] / 1e6)
+    except docker.errors.ImageNotFound:
+        pass
+    labels = {images.RECIPE_LABEL: recipe, "org.workshop.stands-in-for": base.official}
+    built = images.build_context(
+        client, base.context, base.local, {"BASE_IMAGE": debian.tag}, labels=labels
+    )
+    size = client.images.get(base.local).attrs["Size"] / 1e6
+    return BaseResult(base.official, base.local, True, built + debian.seconds, size)
+
+
+def push_bases(
+    client: docker.DockerClient, results: list[BaseResult], address: str, auth: dict[str, str]
+) -> None:
+    """Publish the stand-ins as ``<address>/library/<name>:<tag>``."""
+    for result in results:
+        target = f"{address}/{REGISTRY_NAMESPACE}/{result.official}"
+        repository, _, tag = target.rpartition(":")
+        client.images.get(result.local).tag(repository, tag)
+        try:
+            for event in client.api.push(
+                repository, tag=tag, stream=True, decode=True, auth_config=auth
+            ):
+                if "error" in event:
+                    raise WorkshopError(f"pushing {target} failed: {event['error']}")
+        finally:
+            client.api.remove_image(target, noprune=True)
+        result.pushed = target
+
+
+def build_bases(
+    client: docker.DockerClient,
+    names: list[str] | None = None,
+    *,
+    cohort: str | None = None,
+    force: bool = False,
+) -> list[BaseResult]:
+    """Build the stand-ins (all, or ``names``); with ``cohort``, push them to its registry."""
+    unknown = sorted(set(names or []) - set(BASES))
+    if unknown:
+        raise WorkshopError(
+            f"unknown base image {', '.join(unknown)}: choose from {', '.join(BASES)}"
+        )
+    results = [build_base(client, BASES[name], force=force) for name in names or BASES]
+    if cohort:
+        from workshop.labcloud import cloud
+
+        files = cloud.paths(cohort)
+        try:
+            record = json.loads(files.record.read_text())
+            credentials = json.loads(files.registry_credentials.read_text())
+        except FileNotFoundError:
+            raise WorkshopError(
+                f"cohort {cohort!r} has no classroom registry here: start it with "
+                f"'workshop cloud up --cohort {cohort}'"
+            ) from None
+        push_bases(client, results, record["registry"]["address"], credentials)
+    return results
+
+
+def build_arg(name: str, registry: str | None = None) -> str:
+    """What to pass as BASE_IMAGE for ``name``: the registry's copy, or the local tag."""
+    base = BASES[name]
+    return f"{registry}/{REGISTRY_NAMESPACE}/{base.official}" if registry else base.local
