@@ -79,8 +79,14 @@ def load(name: str) -> Lab:
     path = directory / "lab.yml"
     try:
         lab = Lab.model_validate(yaml.safe_load(path.read_text()))
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise WorkshopError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise WorkshopError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg'].lower()}"
+            for error in exc.errors(include_url=False)
+        )
+        raise WorkshopError(f"{path}: {problems}") from None
     lab.directory = directory
     return lab
 
