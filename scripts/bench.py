@@ -10,9 +10,11 @@ Measured here (each is one real run, not a mock):
     (idempotent) run: goals 4 VMs within 1.5x of 1 VM, second run under 25% of the first;
   * push_all: three kit images to three registries (ECR, Artifact Registry and ACR, each
     the local server from tests/fakes in front of a real distribution registry on this
-    disk), all at once vs one by one, and a second run vs the first (goal < 10%).
+    disk), all at once vs one by one, and a second run vs the first (goal < 10%);
+  * labs: size of each base stand-in and lab image, the classifier's cold build vs the
+    rebuild after a code-only change, and its latency p50/p95 on this CPU.
 Cohorts run in a private state directory, so they never disturb `make demo`'s.
-`python scripts/bench.py --only registries` runs one section (cloud, site, registries).
+`python scripts/bench.py --only labs` runs one section (cloud, site, registries, labs).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def timed(function: Callable[[], T]) -> tuple[T, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["cloud", "site", "registries"])
+    parser.add_argument("--only", choices=["cloud", "site", "registries", "labs"])
     only = parser.parse_args().only
     os.environ["WORKSHOP_STATE_DIR"] = tempfile.mkdtemp(prefix="workshop-bench-")
     # Imported after WORKSHOP_STATE_DIR is set, so the bench never touches state/.
@@ -62,10 +64,12 @@ def main() -> int:
         rows += bench_site(cloud, distro.key)
     if only in (None, "registries"):
         rows += bench_registries(console, client, images, distro)
+    if only in (None, "labs"):
+        rows += bench_labs(console, client)
 
     table = Table(title=f"Lab cloud, provisioning and registry benchmark ({os.cpu_count()} cores)")
     table.add_column("measure")
-    table.add_column("wall time", justify="right")
+    table.add_column("value", justify="right")
     table.add_column("note")
     for row in rows:
         table.add_row(*row)
@@ -208,6 +212,92 @@ def bench_registries(console, client, images, distro) -> list[tuple[str, str, st
     )
     if failed:
         rows.append(("push_all FAILURES", str(len(failed)), failed[0][:60]))
+    return rows
+
+
+def bench_labs(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    """Base and lab image sizes; cold build vs code-only rebuild; classifier latency."""
+    import shutil
+    import statistics
+
+    import requests
+
+    sys.path.insert(0, REPO)
+    from workshop.labs import bases, catalog
+
+    rows: list[tuple[str, str, str]] = []
+    console.print("[dim]labs: base stand-ins...[/]")
+    for result in bases.build_bases(client):
+        rows.append((f"base {result.official} (stand-in)", f"{result.size_mb:.0f} MB", "size"))
+    for lab in catalog.all_labs():
+        for image in lab.images:
+            tag, _ = catalog.build(client, lab, image)
+            size = client.images.get(tag).attrs["Size"] / 1e6
+            goal = f"limit {image.size_limit_mb:.0f} MB" if image.size_limit_mb else ""
+            if image.size_goal_mb:
+                goal += f", goal {image.size_goal_mb:.0f} MB"
+            rows.append((f"{lab.name} {image.name} image", f"{size:.0f} MB", goal))
+
+    lab = catalog.load("02-image-classifier")
+    spec = lab.image("classifier")
+    with tempfile.TemporaryDirectory(prefix="bench-lab-") as tmp:
+        copy = os.path.join(tmp, lab.name)
+        shutil.copytree(lab.directory, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        moved = lab.model_copy(update={"directory": catalog.Path(copy)})
+        console.print("[dim]labs: classifier cold build (no cache)...[/]")
+        tag, cold = catalog.build(client, moved, spec, tag="bench-lab02:cold", nocache=True)
+        main = os.path.join(copy, "app", "main.py")
+        with open(main, "a") as handle:
+            handle.write("\n# a code-only change\n")
+        _, rebuild = catalog.build(client, moved, spec, tag="bench-lab02:cold")
+        rows.append(("classifier cold build (pip install included)", f"{cold:.1f} s", ""))
+        rows.append(
+            (
+                "classifier rebuild after a code-only change",
+                f"{rebuild:.1f} s",
+                f"{100 * rebuild / cold:.0f}% of cold: dependency layers reused",
+            )
+        )
+        client.images.remove(tag, force=True)
+
+    console.print("[dim]labs: classifier latency (100 requests)...[/]")
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(skimage.data.chelsea()).save(buffer, format="JPEG")
+    container = client.containers.run(
+        lab.image_tag(spec), detach=True, ports={"8000/tcp": ("127.0.0.1", None)}
+    )
+    try:
+        container.reload()
+        url = f"http://127.0.0.1:{container.ports['8000/tcp'][0]['HostPort']}"
+        for _ in range(120):
+            try:
+                if requests.get(f"{url}/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        timings = []
+        for _ in range(100):
+            started = time.perf_counter()
+            response = requests.post(
+                f"{url}/predict", files={"file": ("cat.jpg", buffer.getvalue())}, timeout=30
+            )
+            response.raise_for_status()
+            timings.append((time.perf_counter() - started) * 1000)
+        cuts = statistics.quantiles(timings, n=20)
+        rows.append(
+            (
+                "classifier POST /predict latency",
+                f"p50 {statistics.median(timings):.0f} ms",
+                f"p95 {cuts[18]:.0f} ms, 100 sequential requests, {os.cpu_count()} CPUs",
+            )
+        )
+    finally:
+        container.remove(force=True)
     return rows
 
 

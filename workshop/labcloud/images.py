@@ -233,6 +233,7 @@ def build_context(
     *,
     labels: dict[str, str] | None = None,
     dockerfile: str = "Dockerfile",
+    nocache: bool = False,
 ) -> float:
     """Build ``context`` with the classic builder; seconds taken. Failures name the step."""
     started = time.monotonic()
@@ -245,6 +246,7 @@ def build_context(
             labels=labels or {},
             rm=True,
             forcerm=True,
+            nocache=nocache,
         )
     except docker.errors.BuildError as exc:
         lines = [str(item.get("stream", item.get("error", ""))).strip() for item in exc.build_log]

@@ -39,6 +39,7 @@ class ImageSpec(Strict):
     size_limit_mb: float | None = None
     size_goal_mb: float | None = None
     needs_model: bool = False
+    publish_as: str | None = None  # repository:tag in the classroom registry
 
 
 class Check(Strict):
@@ -103,6 +104,7 @@ def build(
     base_registry: str | None = None,
     dockerfile: str | None = None,
     tag: str | None = None,
+    nocache: bool = False,
 ) -> tuple[str, float]:
     """Build one lab image on the offline stand-in of its official base; (tag, seconds)."""
     if image.needs_model:
@@ -123,7 +125,12 @@ def build(
         if bundle.is_file():
             extra.write_bytes(bundle.read_bytes())
         images.build_context(
-            client, context, tag, buildargs, dockerfile=dockerfile or image.dockerfile
+            client,
+            context,
+            tag,
+            buildargs,
+            dockerfile=dockerfile or image.dockerfile,
+            nocache=nocache,
         )
     finally:
         extra.unlink(missing_ok=True)
