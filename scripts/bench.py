@@ -238,6 +238,19 @@ def bench_labs(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
                 goal += f", goal {image.size_goal_mb:.0f} MB"
             rows.append((f"{lab.name} {image.name} image", f"{size:.0f} MB", goal))
 
+    for lab in catalog.all_labs():
+        if lab.compare:
+            before, after = (client.images.get(lab.image_tag(lab.image(n))) for n in lab.compare)
+            reduction = 100 * (1 - after.attrs["Size"] / before.attrs["Size"])
+            rows.append(
+                (
+                    f"{lab.name}: {lab.compare[0]} vs {lab.compare[1]}",
+                    f"-{reduction:.0f}%",
+                    f"{before.attrs['Size'] / 1e6:.0f} MB -> {after.attrs['Size'] / 1e6:.0f} MB"
+                    " (goal >= 75%)",
+                )
+            )
+
     lab = catalog.load("02-image-classifier")
     spec = lab.image("classifier")
     with tempfile.TemporaryDirectory(prefix="bench-lab-") as tmp:

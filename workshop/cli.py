@@ -351,11 +351,19 @@ def labs_build(
 
     client = docker_client()
     found = catalog.load(lab)
+    sizes = {}
     for image in found.images:
         tag, seconds = catalog.build(client, found, image, base_registry=base_registry)
-        size = client.images.get(tag).attrs["Size"] / 1e6
+        sizes[image.name] = client.images.get(tag).attrs["Size"] / 1e6
         limit = f" (limit {image.size_limit_mb:.0f} MB)" if image.size_limit_mb else ""
-        out.print(f"{tag}: {size:.0f} MB{limit}, built in {seconds:.0f}s")
+        out.print(f"{tag}: {sizes[image.name]:.0f} MB{limit}, built in {seconds:.0f}s")
+    if found.compare:
+        before, after = found.compare
+        reduction = 100 * (1 - sizes[after] / sizes[before])
+        out.print(
+            f"{before} {sizes[before]:.0f} MB -> {after} {sizes[after]:.0f} MB: "
+            f"{reduction:.0f}% smaller"
+        )
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ class Lab(Strict):
     health: str | None = None
     environment: dict[str, str] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
+    compare: list[str] = Field(default_factory=list)  # [before, after] image names: sizes
     directory: Path = Field(default=Path(), exclude=True)
 
     def image_tag(self, image: ImageSpec) -> str:

@@ -1,0 +1,1 @@
+"""Activity 1 starting point: the classifier service (see ../../README.md)."""
