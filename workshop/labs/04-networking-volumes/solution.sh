@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Lesson 04 reference solution: two containers talking by name on a user-defined network,
+# and a named volume holding the model so more containers start without copying it.
+#   IMAGE=REGISTRY/classroom/image-classifier:1 PYTHON_IMAGE=REGISTRY/library/python:3.11-slim ./solution.sh
+# Leaves nothing behind unless KEEP=1.
+set -euo pipefail
+
+IMAGE=${IMAGE:-classroom/image-classifier:1}
+PYTHON_IMAGE=${PYTHON_IMAGE:-python:3.11-slim}
+PREFIX=${PREFIX:-lesson04}
+NET="$PREFIX-net" VOLUME="$PREFIX-models"
+
+cleanup() {
+    [ "${KEEP:-0}" = 1 ] && return
+    docker rm -f "$PREFIX-classifier" "$PREFIX-classifier-2" >/dev/null 2>&1 || true
+    docker network rm "$NET" >/dev/null 2>&1 || true
+    docker volume rm "$VOLUME" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+wait_healthy() {  # the image's HEALTHCHECK, as Docker reports it
+    for _ in $(seq 60); do
+        [ "$(docker inspect -f '{{.State.Health.Status}}' "$1")" = healthy ] && return 0
+        sleep 1
+    done
+    echo "error: $1 never became healthy" >&2; docker logs "$1" >&2; return 1
+}
+
+# 1. A user-defined network: Docker's DNS resolves container names on it.
+docker network create "$NET" >/dev/null
+echo "network: $NET"
+
+# 2. A named volume, filled once with the model (copied out of the image as root).
+docker volume create "$VOLUME" >/dev/null
+docker run --rm --user 0 -v "$VOLUME:/models" --entrypoint sh "$IMAGE" \
+    -c 'cp /app/model/efficientnet_lite0.onnx /app/model/labels.json /models/'
+echo "volume: $VOLUME holds $(docker run --rm -v "$VOLUME:/models:ro" --entrypoint sh "$IMAGE" -c 'du -sh /models | cut -f1')"
+
+# 3. The model server reads the model from the volume (read-only), not from its image.
+docker run -d --name "$PREFIX-classifier" --network "$NET" \
+    -v "$VOLUME:/models:ro" \
+    -e MODEL_PATH=/models/efficientnet_lite0.onnx -e LABELS_PATH=/models/labels.json \
+    "$IMAGE" >/dev/null
+wait_healthy "$PREFIX-classifier"
+
+# 4. Another container on the same network reaches it by name.
+docker run --rm --network "$NET" "$PYTHON_IMAGE" python -c "
+import urllib.request
+print('by name:', urllib.request.urlopen('http://$PREFIX-classifier:8000/health', timeout=5).read().decode())"
+
+# 5. On the default bridge there is no name resolution: the same call fails.
+if docker run --rm "$PYTHON_IMAGE" python -c "
+import socket; socket.gethostbyname('$PREFIX-classifier')" 2>/dev/null; then
+    echo "error: the default bridge resolved a container name" >&2; exit 1
+fi
+echo "default bridge: '$PREFIX-classifier' does not resolve (use a user-defined network)"
+
+# 6. A second server mounts the same volume: it starts without copying the model.
+docker run -d --name "$PREFIX-classifier-2" --network "$NET" \
+    -v "$VOLUME:/models:ro" \
+    -e MODEL_PATH=/models/efficientnet_lite0.onnx -e LABELS_PATH=/models/labels.json \
+    "$IMAGE" >/dev/null
+wait_healthy "$PREFIX-classifier-2"
+echo "second server: healthy, sharing $VOLUME (mounts: $(docker inspect -f '{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}' "$PREFIX-classifier-2"))"
+echo "ok"
