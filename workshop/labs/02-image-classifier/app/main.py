@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -67,4 +68,6 @@ async def predict(
         "model": state["classifier"].name,
         "predictions": [asdict(p) for p in predictions],
         "inference_ms": round((time.perf_counter() - started) * 1000, 1),
+        # Which container answered: with several replicas, each has its own hostname.
+        "instance": socket.gethostname(),
     }
