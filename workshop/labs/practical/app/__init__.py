@@ -1,0 +1,1 @@
+"""The practical assessment's reference solution: a wine-cultivar classifier service."""
