@@ -44,7 +44,24 @@ class ImageSpec(Strict):
 
 class Check(Strict):
     name: str
-    kind: Literal["health", "predict", "reject", "size", "non_root", "graceful_shutdown"]
+    kind: Literal[
+        "health",  # GET the health URL: 200
+        "predict",  # POST file to /predict: expect_top1_contains / expect_top5_contains
+        "reject",  # POST a non-image: expect_status
+        "size",  # the image is under size_limit_mb
+        "size_reduction",  # compare: the second image is >= 75% smaller
+        "layer_reuse",  # a code-only change rebuilds no dependency layer
+        "non_root",  # the container's user is not root
+        "graceful_shutdown",  # docker stop during a slow request: it completes, exit 0
+        "multi_stage",  # several FROM stages; build-only libraries absent
+        "env_config",  # PORT from the environment is honoured
+        "readme",  # README.md with build, run, configuration
+        "script",  # the lab's script runs to "ok"
+        "cache_hit",  # the same request again: X-Cache hit
+        "database_row",  # a prediction lands in PostgreSQL
+        "replicas",  # scaled service: more than one instance answers
+        "lint",  # the lab's workflow passes actionlint
+    ]
     file: str | None = None
     expect_top1_contains: str | None = None
     expect_top5_contains: list[str] = Field(default_factory=list)
