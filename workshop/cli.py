@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
@@ -37,7 +38,8 @@ labs_app = typer.Typer(help="The labs: list them, prepare the model, build their
 app.add_typer(labs_app, name="labs")
 
 # soft_wrap: long paths and ssh commands stay on one line, ready to copy.
-out = Console(soft_wrap=True)
+# Off a terminal (CI logs, pipes), wide enough that no table column is cut short.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -191,7 +193,7 @@ def registries_create(
     wanted = config.load(config_file).student_repositories
     opened, failed = _open_registries(names, config_file, cohort)
     results = cohort_access.create(cohort, opened, wanted)
-    results += [cohort_access.StudentAccess("*", name, error=error) for name, error in failed]
+    results += [cohort_access.StudentAccess("", name, error=error) for name, error in failed]
     if as_json:
         typer.echo(json.dumps([asdict(result) for result in results], indent=2))
     else:
@@ -200,7 +202,7 @@ def registries_create(
             table.add_column(column)
         for result in results:
             table.add_row(
-                result.student,
+                result.student or "(all)",
                 result.registry,
                 "\n".join(result.repositories),
                 result.login,
@@ -208,10 +210,11 @@ def registries_create(
                 "[green]ok[/]" if result.ok else "[red]failed[/]",
             )
         out.print(table)
-        out.print(
-            f"Credentials: {cloud.paths(cohort).root}/students/<login>/"
-            f"{cohort_access.CARD_FILE} (0600)"
-        )
+        if any(result.ok for result in results):
+            out.print(
+                f"Credentials: {cloud.paths(cohort).root}/students/<login>/"
+                f"{cohort_access.CARD_FILE} (0600)"
+            )
     _report_failures([(r.student, r.registry, r.error) for r in results if r.error])
 
 
