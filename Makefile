@@ -44,10 +44,11 @@ test: setup
 bench: setup
 	$(BIN)/python scripts/bench.py
 
-## lint: every linter the tests run (ruff, yamllint, ansible-lint production profile)
+## lint: every linter the tests run (ruff, yamllint, ansible-lint production profile), and mypy
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/yamllint --strict .
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
 

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import requests
@@ -304,9 +305,7 @@ class AcrRegistry:
             if token.name.startswith(wanted):
                 self._call(
                     f"delete token {token.name}",
-                    lambda name=token.name: self._mgmt.tokens.begin_delete(
-                        rg, registry, name
-                    ).result(),
+                    partial(_finish, self._mgmt.tokens.begin_delete, rg, registry, token.name),
                 )
                 removed.append(token.name)
         scope_maps = self._call(
@@ -316,11 +315,16 @@ class AcrRegistry:
             if scope_map.name.startswith(wanted):
                 self._call(
                     f"delete scope map {scope_map.name}",
-                    lambda name=scope_map.name: self._mgmt.scope_maps.begin_delete(
-                        rg, registry, name
-                    ).result(),
+                    partial(
+                        _finish, self._mgmt.scope_maps.begin_delete, rg, registry, scope_map.name
+                    ),
                 )
         return sorted(removed)
+
+
+def _finish(begin: Callable[..., Any], *args: Any) -> Any:
+    """Start an ARM long-running operation and wait for its result."""
+    return begin(*args).result()
 
 
 def _jwt_expiry(token: str) -> dt.datetime | None:

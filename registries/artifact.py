@@ -19,6 +19,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import google.auth
@@ -294,8 +295,9 @@ class ArtifactRegistry:
             resource = self._repository_path(repository_id)
             policy = self._call(
                 f"read the IAM policy of {repository_id}",
-                lambda resource=resource: self._client.get_iam_policy(
-                    request=iam_policy_pb2.GetIamPolicyRequest(resource=resource)
+                partial(
+                    self._client.get_iam_policy,
+                    request=iam_policy_pb2.GetIamPolicyRequest(resource=resource),
                 ),
             )
             binding = next((b for b in policy.bindings if b.role == WRITER_ROLE), None)
@@ -307,8 +309,9 @@ class ArtifactRegistry:
                 binding.members.append(member)
             self._call(
                 f"grant {member} on {repository_id}",
-                lambda resource=resource, policy=policy: self._client.set_iam_policy(
-                    request=iam_policy_pb2.SetIamPolicyRequest(resource=resource, policy=policy)
+                partial(
+                    self._client.set_iam_policy,
+                    request=iam_policy_pb2.SetIamPolicyRequest(resource=resource, policy=policy),
                 ),
             )
         return {

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import docker
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from registries import config, push
@@ -110,7 +110,7 @@ def main(
             console=err,
             disable=as_json or not err.is_terminal,
         ) as bars:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def progress(key: str, status: str, done: int, total: int) -> None:
                 if key not in tasks:

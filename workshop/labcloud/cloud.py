@@ -53,7 +53,7 @@ LABEL_DISTRO = "org.workshop.distro"
 # prefixes container and volume names ("ws-<cohort>-student-40-docker"), so keep it short.
 _COHORT_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 # Lab cloud subnets come out of this pool, one /24 per cohort.
-_SUBNET_POOL = ipaddress.ip_network(os.environ.get("WORKSHOP_LABCLOUD_POOL", "10.213.0.0/16"))
+_SUBNET_POOL = ipaddress.IPv4Network(os.environ.get("WORKSHOP_LABCLOUD_POOL", "10.213.0.0/16"))
 _DOCKER_CERTS_DIR = Path(os.environ.get("WORKSHOP_DOCKER_CERTS_DIR", "/etc/docker/certs.d"))
 
 # Everything a systemd container needs, short of --privileged (which this kind of
