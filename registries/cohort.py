@@ -18,6 +18,7 @@ from typing import Any
 
 from registries.base import Registry, RegistryError
 from workshop import state
+from workshop.errors import WorkshopError
 from workshop.labcloud import cloud
 
 WORKERS = 8
@@ -58,14 +59,7 @@ class Cleanup:
 
 def roster(cohort: str) -> list[str]:
     """Student logins of a lab cloud cohort, from its record."""
-    files = cloud.paths(cohort)
-    try:
-        record = json.loads(files.record.read_text())
-    except FileNotFoundError:
-        raise RegistryError(
-            f"cohort {cohort!r} has no roster here: start it with 'workshop cloud up --cohort "
-            f"{cohort}'"
-        ) from None
+    record = cloud.read_record(cohort, "roster")
     return [student["login"] for student in record.get("students", [])]
 
 
@@ -170,7 +164,7 @@ def delete(cohort: str, registries: dict[str, Registry]) -> list[Cleanup]:
     """Remove the cohort's repositories and revoke its credentials (safe to repeat)."""
     try:
         logins = roster(cohort)
-    except RegistryError:
+    except WorkshopError:
         logins = []  # the lab cloud is gone already; the clouds still get cleaned
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         futures = [

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from registries.base import Credentials, RegistryError, check_repository_name
+from workshop.errors import WorkshopError
 from workshop.labcloud import cloud
 
 # Every manifest type a tag may point at; the registry returns the digest of the one it has.
@@ -46,15 +47,12 @@ class LocalRegistry:
     @classmethod
     def for_cohort(cls, cohort: str) -> LocalRegistry:
         """The lab cloud's classroom registry of ``cohort``, from its state directory."""
-        files = cloud.paths(cohort)
         try:
-            record = json.loads(files.record.read_text())
-            credentials = json.loads(files.registry_credentials.read_text())
-        except FileNotFoundError:
-            raise RegistryError(
-                f"local: cohort {cohort!r} has no classroom registry here: start it with "
-                f"'workshop cloud up --cohort {cohort}'"
-            ) from None
+            record = cloud.read_record(cohort, "classroom registry")
+        except WorkshopError as exc:
+            raise RegistryError(f"local: {exc}") from None
+        files = cloud.paths(cohort)
+        credentials = json.loads(files.registry_credentials.read_text())
         registry = cls(
             record["registry"]["address"],
             credentials["username"],

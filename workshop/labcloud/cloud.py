@@ -219,6 +219,18 @@ def paths(cohort: str) -> CohortPaths:
     return CohortPaths(state.cohort_dir(cohort))
 
 
+def read_record(cohort: str, what: str = "lab cloud") -> dict[str, Any]:
+    """What ``up`` recorded for ``cohort`` (registry address, roster, ...); ``what`` names
+    the missing piece in the error."""
+    try:
+        return dict(json.loads(paths(cohort).record.read_text()))
+    except FileNotFoundError:
+        raise WorkshopError(
+            f"cohort {cohort!r} has no {what} here: start it with "
+            f"'workshop cloud up --cohort {cohort}'"
+        ) from None
+
+
 def _name(cohort: str, suffix: str) -> str:
     return f"ws-{cohort}-{suffix}"
 

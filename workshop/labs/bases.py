@@ -10,7 +10,6 @@ Docker Hub's official images have; builds then pass ``--build-arg BASE_IMAGE=...
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,23 +93,22 @@ def build_base(client: docker.DockerClient, base: Base, *, force: bool = False) 
     return BaseResult(base.official, base.local, True, built + debian.seconds, size)
 
 
-def push_bases(
-    client: docker.DockerClient, results: list[BaseResult], address: str, auth: dict[str, str]
-) -> None:
-    """Publish the stand-ins as ``<address>/library/<name>:<tag>``."""
+def publish(client: docker.DockerClient, results: list[BaseResult], cohort: str) -> None:
+    """Push the stand-ins to the cohort's classroom registry as ``library/<name>:<tag>``,
+    through push_all (login, push, digest read back)."""
+    from registries import push
+    from registries.local import LocalRegistry
+
+    sources = []
     for result in results:
-        target = f"{address}/{REGISTRY_NAMESPACE}/{result.official}"
-        repository, _, tag = target.rpartition(":")
-        client.images.get(result.local).tag(repository, tag)
-        try:
-            for event in client.api.push(
-                repository, tag=tag, stream=True, decode=True, auth_config=auth
-            ):
-                if "error" in event:
-                    raise WorkshopError(f"pushing {target} failed: {event['error']}")
-        finally:
-            client.api.remove_image(target, noprune=True)
-        result.pushed = target
+        name, _, tag = result.official.partition(":")
+        sources.append(push.SourceImage(result.local, f"{REGISTRY_NAMESPACE}/{name}", tag))
+    pushed = push.push_all(client, {"local": LocalRegistry.for_cohort(cohort)}, sources)
+    errors = [item.error for item in pushed if item.error]
+    if errors:
+        raise WorkshopError(f"publishing the base images failed: {'; '.join(errors)}")
+    for result, item in zip(results, pushed, strict=True):
+        result.pushed = f"{item.uri}:{item.tag}"
 
 
 def build_bases(
@@ -128,18 +126,7 @@ def build_bases(
         )
     results = [build_base(client, BASES[name], force=force) for name in names or BASES]
     if cohort:
-        from workshop.labcloud import cloud
-
-        files = cloud.paths(cohort)
-        try:
-            record = json.loads(files.record.read_text())
-            credentials = json.loads(files.registry_credentials.read_text())
-        except FileNotFoundError:
-            raise WorkshopError(
-                f"cohort {cohort!r} has no classroom registry here: start it with "
-                f"'workshop cloud up --cohort {cohort}'"
-            ) from None
-        push_bases(client, results, record["registry"]["address"], credentials)
+        publish(client, results, cohort)
     return results
 
 
