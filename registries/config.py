@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, with_config
+from pydantic import BaseModel, ConfigDict, Field, with_config
 
 from registries.acr import AcrSettings
 from registries.artifact import ArtifactSettings
 from registries.base import Registry, RegistryError
 from registries.ecr import EcrSettings
+from workshop import yamlfile
 
 DEFAULT_FILE = "registries.yml"
 DEFAULT_COHORT = "lab"
@@ -73,22 +73,7 @@ def load(explicit: str | Path | None = None) -> RegistriesFile:
                 f"{path}: no such registries file: copy registries.example.yml and edit it"
             )
         return RegistriesFile()
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise RegistryError(f"{path}:{where}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{path}: expected a mapping with ecr:, gcr:, acr:, local: sections")
-    try:
-        parsed = RegistriesFile.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg'].lower()}"
-            for error in exc.errors(include_url=False)
-        )
-        raise RegistryError(f"{path}: {problems}") from None
+    parsed = yamlfile.load_model(path, RegistriesFile, error=RegistryError)
     parsed.path = path
     return parsed
 

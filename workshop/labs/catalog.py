@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 import docker
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from workshop import yamlfile
 from workshop.errors import WorkshopError
 from workshop.labcloud import images
 from workshop.labs import bases
@@ -88,30 +88,28 @@ class Lab(Strict):
         return next(image for image in self.images if image.name == name)
 
 
-def load(name: str) -> Lab:
-    """One lab by directory name (``02-image-classifier``) or its short name."""
-    matches = [d for d in sorted(LABS_DIR.iterdir()) if (d / "lab.yml").exists()]
-    directory = next((d for d in matches if name in (d.name, d.name.split("-", 1)[-1])), None)
-    if directory is None:
-        known = ", ".join(d.name for d in matches)
-        raise WorkshopError(f"unknown lab {name!r}: choose from {known}")
-    path = directory / "lab.yml"
-    try:
-        lab = Lab.model_validate(yaml.safe_load(path.read_text()))
-    except yaml.YAMLError as exc:
-        raise WorkshopError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg'].lower()}"
-            for error in exc.errors(include_url=False)
-        )
-        raise WorkshopError(f"{path}: {problems}") from None
+def _directories() -> list[Path]:
+    return [d for d in sorted(LABS_DIR.iterdir()) if (d / "lab.yml").exists()]
+
+
+def _parse(directory: Path) -> Lab:
+    lab = yamlfile.load_model(directory / "lab.yml", Lab)
     lab.directory = directory
     return lab
 
 
+def load(name: str) -> Lab:
+    """One lab by directory name (``02-image-classifier``) or its short name."""
+    directories = _directories()
+    found = next((d for d in directories if name in (d.name, d.name.split("-", 1)[-1])), None)
+    if found is None:
+        known = ", ".join(d.name for d in directories)
+        raise WorkshopError(f"unknown lab {name!r}: choose from {known}")
+    return _parse(found)
+
+
 def all_labs() -> list[Lab]:
-    return [load(d.name) for d in sorted(LABS_DIR.iterdir()) if (d / "lab.yml").exists()]
+    return [_parse(directory) for directory in _directories()]
 
 
 def build(
