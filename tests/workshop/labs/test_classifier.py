@@ -12,6 +12,7 @@ import requests
 import skimage.data
 from PIL import Image
 
+from tests.workshop.labs import service as service_container
 from workshop.labs import catalog
 
 LAB = catalog.load("02-image-classifier")
@@ -30,27 +31,9 @@ def image(engine):
 
 
 def start(engine, image, **environment):
-    container = engine.containers.run(
-        image.id,
-        detach=True,
-        ports={"8000/tcp": ("127.0.0.1", None)},
-        environment={**LAB.environment, **environment},
-        labels={"org.workshop.test": "labs"},
+    return service_container.start(
+        engine, image, health=LAB.health, environment={**LAB.environment, **environment}
     )
-    container.reload()
-    port = container.ports["8000/tcp"][0]["HostPort"]
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}{LAB.health}", timeout=2).ok:
-                return container, url
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    logs = container.logs().decode()[-800:]
-    container.remove(force=True)
-    raise AssertionError(f"the classifier never answered {LAB.health}: {logs}")
 
 
 @pytest.fixture(scope="module")

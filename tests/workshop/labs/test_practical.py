@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from tests.fakes.distribution import free_port
+from tests.workshop.labs import service
 from workshop.labs import catalog
 
 LAB = catalog.load("practical")
@@ -37,24 +38,9 @@ def image(engine):
 
 
 def start(engine, image, port_in_container: int = 8000, **environment):
-    container = engine.containers.run(
-        image.id,
-        detach=True,
-        ports={f"{port_in_container}/tcp": ("127.0.0.1", None)},
-        environment=environment,
+    return service.start(
+        engine, image, port=port_in_container, health=LAB.health, environment=environment
     )
-    container.reload()
-    url = f"http://127.0.0.1:{container.ports[f'{port_in_container}/tcp'][0]['HostPort']}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/health", timeout=2).ok:
-                return container, url
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    logs = container.logs().decode()[-600:]
-    container.remove(force=True)
-    raise AssertionError(f"no /health answer: {logs}")
 
 
 def test_1_multi_stage_and_training_libraries_stay_behind(engine, image):
