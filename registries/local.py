@@ -17,7 +17,7 @@ from workshop.errors import WorkshopError
 from workshop.labcloud import cloud
 
 # Every manifest type a tag may point at; the registry returns the digest of the one it has.
-_MANIFEST_TYPES = ", ".join(
+MANIFEST_TYPES = ", ".join(
     [
         "application/vnd.oci.image.index.v1+json",
         "application/vnd.oci.image.manifest.v1+json",
@@ -127,7 +127,7 @@ class LocalRegistry:
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         """The digest a tag (or digest) resolves to, or None when it is absent."""
         response = self._request(
-            "HEAD", f"/v2/{repository}/manifests/{reference}", headers={"Accept": _MANIFEST_TYPES}
+            "HEAD", f"/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_TYPES}
         )
         if response.status_code == 404:
             return None

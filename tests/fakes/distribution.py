@@ -19,14 +19,7 @@ from pathlib import Path
 import requests
 import yaml
 
-MANIFEST_TYPES = ", ".join(
-    [
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    ]
-)
+from registries.local import MANIFEST_TYPES
 
 
 def free_port() -> int:

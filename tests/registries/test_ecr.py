@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
 
 import boto3
 import pytest
@@ -11,12 +10,7 @@ from moto.server import ThreadedMotoServer
 
 from registries.base import RegistryError
 from registries.ecr import EcrRegistry, EcrSettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.fakes.distribution import free_port
 
 
 @pytest.fixture(scope="module")
