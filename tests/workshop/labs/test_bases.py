@@ -17,7 +17,9 @@ def test_build_bases_publishes_under_library(engine, lab_cloud):
     assert result.pushed == f"{address}/library/redis:7"
     registry = LocalRegistry.for_cohort(cohort)
     assert registry.manifest_digest("library/redis", "7").startswith("sha256:")
-    user = engine.containers.run(result.local, ["id", "-un"], remove=True).decode().strip()
+    # Read from the image, not a container: redis declares VOLUME /data, and a throw-away
+    # container would leave an anonymous volume behind.
+    user = engine.images.get(result.local).attrs["Config"]["User"]
     assert user == "redis"
     registry.delete_repository("library/redis", force=True)
 
