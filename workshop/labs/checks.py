@@ -102,6 +102,8 @@ class Environment:
     registry_password: str | None = field(default=None, repr=False)
     # sha256 of each starter file as delivered (all unchanged: the student has not started)
     starter: dict[str, str] = field(default_factory=dict)
+    # how long a service may take to answer its health URL (a model loads first)
+    health_timeout: float = HEALTH_TIMEOUT
 
 
 @dataclass
@@ -269,8 +271,8 @@ class Session:
             "--container",
             running.container,
             "--timeout",
-            str(HEALTH_TIMEOUT),
-            timeout=HEALTH_TIMEOUT + 30,
+            str(self.env.health_timeout),
+            timeout=self.env.health_timeout + 30,
         )
         if waited.get("ok"):
             return running
@@ -285,7 +287,8 @@ class Session:
             seen = waited.get("last", {})
             what = f"HTTP {seen['status']}" if "status" in seen else "no answer"
             running.problem = (
-                f"GET {self.lab.health} on port {port} gave {what} within {HEALTH_TIMEOUT}s: "
+                f"GET {self.lab.health} on port {port} gave {what} within "
+                f"{self.env.health_timeout:.0f}s: "
                 f"the service must listen on 0.0.0.0:{port}{'; logs: ' + last if last else ''}"
             )
         running.url = None

