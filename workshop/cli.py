@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import docker.errors
@@ -367,6 +368,207 @@ def labs_build(
             f"{before} {sizes[before]:.0f} MB -> {after} {sizes[after]:.0f} MB: "
             f"{reduction:.0f}% smaller"
         )
+
+
+InventoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--inventory",
+        help="A real cohort's inventory (default: the lab cloud's state/<cohort>/inventory.yml).",
+    ),
+]
+
+
+def _cohort(name: str, inventory: Path | None) -> Any:
+    from workshop import cohort
+
+    return cohort.load(name, inventory)
+
+
+@app.command("prepare")
+@friendly_errors
+def prepare_command(
+    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    inventory: InventoryOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Before class: the model, the base and lab images in the classroom registry (by
+    digest), every lab's student copy; then site.yml preloads and delivers them."""
+    from workshop.classroom import prepare
+    from workshop.engine import docker_client
+
+    report = prepare.prepare(_cohort(cohort, inventory), docker_client())
+    if as_json:
+        typer.echo(json.dumps(asdict(report), indent=2))
+        return
+    table = Table(title=f"Published to the classroom registry of '{report.cohort}'")
+    for column in ("image (by digest)", "uploaded", "seconds"):
+        table.add_column(column)
+    for item in report.published:
+        table.add_row(item.reference, f"{item.bytes_uploaded / 1e6:.0f} MB", f"{item.seconds:.1f}")
+    out.print(table)
+    out.print(f"Model: {report.model}")
+    out.print(f"Labs ready to deliver: {', '.join(report.labs)}")
+    out.print(f"Preload list ({len(report.lab_images)} images) written to {report.written_to}")
+    out.print(
+        f"Next: ansible-playbook -i {_inventory_arg(cohort, inventory)} site.yml "
+        f"(preloads the images, delivers the labs). Done in {report.seconds:.0f}s."
+    )
+
+
+def _inventory_arg(cohort: str, inventory: Path | None) -> str:
+    from workshop import cohort as cohorts
+
+    return str(cohorts.inventory_path(cohort, inventory))
+
+
+LabsOption = Annotated[
+    list[str] | None,
+    typer.Option("--lab", help="A lab (directory or short name); repeatable."),
+]
+StudentOption = Annotated[str | None, typer.Option("--student", help="Only this student.")]
+
+
+@app.command("deploy")
+@friendly_errors
+def deploy_command(
+    lab: LabsOption = None,
+    all_labs: Annotated[bool, typer.Option("--all", help="Every lab.")] = False,
+    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    inventory: InventoryOption = None,
+    student: StudentOption = None,
+    solution: Annotated[
+        bool, typer.Option("--solution", help="Also put the reference solution in solution/.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Put labs in front of every student: ~/labs/<lab>/ (README, starter, inputs). Files
+    a student already has are never replaced; the solution only with --solution."""
+    from workshop.classroom import deploy
+
+    if not lab and not all_labs:
+        raise WorkshopError("name the labs to deliver: --lab NAME (repeatable) or --all")
+    report = deploy.deploy(
+        _cohort(cohort, inventory), None if all_labs else lab, student=student, solution=solution
+    )
+    if as_json:
+        typer.echo(json.dumps(asdict(report), indent=2))
+    else:
+        table = Table(title=f"Labs delivered to cohort '{report.cohort}'")
+        for column in ("host", "student", "lab", "files added", "already there", "result"):
+            table.add_column(column)
+        for row in report.rows:
+            colour = {"delivered": "green", "up to date": "green"}.get(row.status, "red")
+            added = str(row.added)
+            if row.solution_added is not None:
+                added += f" (+{row.solution_added} in solution/)"
+            table.add_row(
+                row.host,
+                row.student,
+                row.lab,
+                added,
+                str(row.present),
+                f"[{colour}]{row.status}[/] {row.message}".strip(),
+            )
+        out.print(table)
+        out.print(f"Done in {report.seconds:.0f}s.")
+    failed = sorted(
+        {
+            f"{row.host} ({row.status})"
+            for row in report.rows
+            if row.status not in ("delivered", "up to date")
+        }
+    )
+    if failed:
+        err.print(f"[bold red]not delivered:[/] {', '.join(failed)}", highlight=False)
+        raise typer.Exit(1)
+
+
+VERDICT_COLOUR = {"passed": "green", "failed": "red", "error": "yellow"}
+
+
+def check_table(report: Any) -> Table:
+    """Student x check: a mark per check, the verdict, and the first problem's reason."""
+    from workshop.labs import catalog
+
+    lab = catalog.load(report.lab)
+    table = Table(title=f"{lab.name} for cohort '{report.cohort}' ({lab.title})")
+    table.add_column("student")
+    table.add_column("host")
+    for number, _ in enumerate(lab.checks, start=1):
+        table.add_column(str(number), justify="center")
+    table.add_column("result")
+    table.add_column("first problem")
+    marks = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "error": "[yellow]![/]"}
+    for run in sorted(report.runs, key=lambda r: r.student or ""):
+        by_name = {check.name: check for check in run.checks}
+        cells = [
+            marks.get(by_name[c.name].status, "?") if c.name in by_name else "-" for c in lab.checks
+        ]
+        problem = next(
+            (f"{c.name}: {c.message}" for c in run.checks if not c.passed),
+            "" if run.passed else run.message,
+        )
+        colour = VERDICT_COLOUR.get(run.status, "red")
+        table.add_row(
+            run.student or "?", run.host or "?", *cells, f"[{colour}]{run.status}[/]", problem
+        )
+    table.caption = "  ".join(f"{n}={c.name}" for n, c in enumerate(lab.checks, start=1))
+    return table
+
+
+@app.command("check")
+@friendly_errors
+def check_command(
+    lab: Annotated[str, typer.Option("--lab", help="The lab (directory or short name).")],
+    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    inventory: InventoryOption = None,
+    student: StudentOption = None,
+    workers: Annotated[int, typer.Option("--workers", help="VMs checked at once.")] = 8,
+    watch: Annotated[
+        int | None, typer.Option("--watch", help="Check again every N seconds (Ctrl-C stops).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check each student's own work for a lab on their VM, as the student; exit 0 only
+    when everyone passes. Results: state/<cohort>/checks/<lab>/<login>.json."""
+    import time
+
+    from rich.live import Live
+
+    from workshop.classroom import check
+
+    group = _cohort(cohort, inventory)
+    if watch:
+        with Live(console=out, auto_refresh=False) as live:
+            try:
+                while True:
+                    report = check.check_cohort(group, lab, student=student, workers=workers)
+                    table = check_table(report)
+                    table.title = f"{table.title}, every {watch}s (Ctrl-C stops)"
+                    live.update(table, refresh=True)
+                    time.sleep(watch)
+            except KeyboardInterrupt:
+                pass
+    else:
+
+        def progress(run: Any) -> None:
+            err.print(
+                f"[dim]-> {run.student}: {run.status} ({run.seconds:.0f}s)[/]", highlight=False
+            )
+
+        report = check.check_cohort(
+            group, lab, student=student, workers=workers, on_result=None if as_json else progress
+        )
+        if as_json:
+            typer.echo(json.dumps([run.to_dict() for run in report.runs], indent=2))
+        else:
+            out.print(check_table(report))
+            out.print(f"Checked {len(report.runs)} students in {report.seconds:.0f}s.")
+    stuck = sorted(f"{run.student} ({run.status})" for run in report.runs if not run.passed)
+    if stuck:
+        err.print(f"[bold red]not passed:[/] {', '.join(stuck)}", highlight=False)
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

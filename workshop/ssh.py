@@ -18,7 +18,7 @@ class SshTarget:
 
     host: str
     user: str
-    key_file: Path
+    key_file: Path | None  # None: the SSH agent and ~/.ssh keys
     known_hosts: Path
     port: int = 22
 
@@ -40,11 +40,11 @@ def connect(target: SshTarget) -> Connection:
         connect_timeout=CONNECT_TIMEOUT,
         # Never forward our stdin: the kit runs unattended (CI, cron, pytest).
         config=Config(overrides={"run": {"in_stream": False}}),
-        connect_kwargs={
-            "key_filename": str(target.key_file),
-            "look_for_keys": False,
-            "allow_agent": False,
-        },
+        connect_kwargs=(
+            {"key_filename": str(target.key_file), "look_for_keys": False, "allow_agent": False}
+            if target.key_file
+            else {}
+        ),
     )
     connection.client.load_host_keys(str(target.known_hosts))
     connection.client.set_missing_host_key_policy(paramiko.RejectPolicy())

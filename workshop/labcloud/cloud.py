@@ -305,18 +305,21 @@ def up(spec: CloudSpec, progress: Progress = lambda _msg: None) -> CloudReport:
         client, files, registry_address, hello_image.tag, HELLO_REPOSITORY, HELLO_TAG
     )
 
+    # Images `workshop prepare` recorded stay: a second `up` must not forget them.
+    previous = _previous_lab_images(cohort)
+    lab_images = [hello, *(ref for ref in previous if not _same_repository(ref, hello))]
     record = {
         "cohort": cohort,
         "distro": spec.distro.key,
         "subnet": str(subnet),
         "network": network.name,
         "registry": {"address": registry_address, "user": REGISTRY_USER},
-        "lab_images": [hello],
+        "lab_images": lab_images,
         "vms": [{"hostname": vm.hostname, "ip": vm.ip, "container": vm.container} for vm in vms],
         "students": [asdict(student) for student in students],
     }
     state.write_file(files.record, json.dumps(record, indent=2) + "\n")
-    inventory = render_inventory(cohort, files, vms, registry_address, students, [hello])
+    inventory = render_inventory(cohort, files, vms, registry_address, students, lab_images)
     state.write_file(files.inventory, inventory)
     state.point_current_at(cohort)
     return CloudReport(
@@ -328,6 +331,41 @@ def up(spec: CloudSpec, progress: Progress = lambda _msg: None) -> CloudReport:
         images=[vm_image, registry_image, hello_image],
         seconds=round(time.monotonic() - started, 1),
     )
+
+
+def _previous_lab_images(cohort: str) -> list[str]:
+    try:
+        return list(read_record(cohort).get("lab_images", []))
+    except WorkshopError:
+        return []
+
+
+def _same_repository(one: str, other: str) -> bool:
+    """``host/repo:tag@digest`` references naming the same repository and tag."""
+    return one.split("@")[0] == other.split("@")[0]
+
+
+def record_lab_images(cohort: str, references: list[str]) -> list[str]:
+    """Add images (``host/repo:tag@sha256:...``) to what the cohort's VMs preload, replacing
+    older digests of the same tags; rewrite the inventory. Returns the new list."""
+    record = read_record(cohort)
+    kept = [
+        ref
+        for ref in record.get("lab_images", [])
+        if not any(_same_repository(ref, new) for new in references)
+    ]
+    record["lab_images"] = [*kept, *references]
+    files = paths(cohort)
+    state.write_file(files.record, json.dumps(record, indent=2) + "\n")
+    vms = [
+        VmStatus(vm["container"], vm["hostname"], vm["ip"], vm["container"]) for vm in record["vms"]
+    ]
+    students = [Student(**student) for student in record.get("students", [])]
+    inventory = render_inventory(
+        cohort, files, vms, record["registry"]["address"], students, record["lab_images"]
+    )
+    state.write_file(files.inventory, inventory)
+    return list(record["lab_images"])
 
 
 def _vm_containers(client: docker.DockerClient, cohort: str) -> list[Container]:

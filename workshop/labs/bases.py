@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
 
 from workshop.errors import WorkshopError
 from workshop.labcloud import images
+
+if TYPE_CHECKING:
+    from registries.push import SourceImage
 
 BASES_DIR = Path(__file__).parent / "bases"
 LOCAL_NAMESPACE = "workshop/library"
@@ -99,16 +103,24 @@ def publish(client: docker.DockerClient, results: list[BaseResult], cohort: str)
     from registries import push
     from registries.local import LocalRegistry
 
-    sources = []
-    for result in results:
-        name, _, tag = result.official.partition(":")
-        sources.append(push.SourceImage(result.local, f"{REGISTRY_NAMESPACE}/{name}", tag))
+    sources = push_sources(results)
     pushed = push.push_all(client, {"local": LocalRegistry.for_cohort(cohort)}, sources)
     errors = [item.error for item in pushed if item.error]
     if errors:
         raise WorkshopError(f"publishing the base images failed: {'; '.join(errors)}")
     for result, item in zip(results, pushed, strict=True):
         result.pushed = f"{item.uri}:{item.tag}"
+
+
+def push_sources(results: list[BaseResult]) -> list[SourceImage]:
+    """Each built stand-in and where it goes in a registry: ``library/<name>:<tag>``."""
+    from registries.push import SourceImage
+
+    sources = []
+    for result in results:
+        name, _, tag = result.official.partition(":")
+        sources.append(SourceImage(result.local, f"{REGISTRY_NAMESPACE}/{name}", tag))
+    return sources
 
 
 def build_bases(

@@ -883,8 +883,11 @@ def check_replicas(session: Session, check: catalog.Check) -> Outcome:
         instance = answer.get("headers", {}).get("x-model-instance")
         if instance:
             instances.add(instance)
-    evidence = {"instances": sorted(instances), "requests": 4 * check.replicas,
-                "statuses": sorted({str(s) for s in statuses})}
+    evidence = {
+        "instances": sorted(instances),
+        "requests": 4 * check.replicas,
+        "statuses": sorted({str(s) for s in statuses}),
+    }
     if len(instances) < 2:
         return _failed(
             f"{4 * check.replicas} requests reached {len(instances)} replica(s): give the "

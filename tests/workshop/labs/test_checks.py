@@ -140,11 +140,13 @@ def test_non_root_is_not_fooled(engine, tmp_path, dockerfile, reason):
     ("dockerfile", "reason"),
     [
         (variant(ON_SIGTERM="exit"), "the request in flight was lost on SIGTERM"),
-        (GOOD.replace('CMD ["python", "/app/server.py"]', "CMD python /app/server.py"),
-         "killed it (exit 137)"),
+        (
+            GOOD.replace('CMD ["python", "/app/server.py"]', "CMD python /app/server.py"),
+            "killed it (exit 137)",
+        ),
     ],
     ids=["exits at once", "shell-form CMD: SIGTERM never reaches it"],
-)  # fmt: skip
+)
 def test_graceful_shutdown_fails_what_loses_requests_or_needs_killing(
     engine, tmp_path, dockerfile, reason
 ):
@@ -154,8 +156,9 @@ def test_graceful_shutdown_fails_what_loses_requests_or_needs_killing(
 
 
 def test_python_as_pid_1_without_a_handler_ignores_sigterm(engine, tmp_path):
-    result = check(engine, tmp_path / "s", "graceful_shutdown", variant(ON_SIGTERM="default"),
-                   file="cat.jpg")  # fmt: skip
+    result = check(
+        engine, tmp_path / "s", "graceful_shutdown", variant(ON_SIGTERM="default"), file="cat.jpg"
+    )
     assert result.status == checks.FAILED
     assert result.evidence["exit_code"] == 137
 
@@ -163,15 +166,23 @@ def test_python_as_pid_1_without_a_handler_ignores_sigterm(engine, tmp_path):
 @pytest.mark.parametrize(
     ("dockerfile", "reason"),
     [
-        ("FROM ${BASE_IMAGE:-x}\nCOPY server.py /app/\n".replace("${BASE_IMAGE:-x}",
-         "workshop/library/python:3.11-slim"), "has 1 stage"),
-        (GOOD.replace("FROM ${BASE_IMAGE}\nCOPY --from", "FROM build\nCOPY --from"),
-         "the final stage starts FROM build"),
-        (GOOD.replace("COPY --from=build /build/artefact /app/artefact\n", ""),
-         "copies nothing from the other stages"),
+        (
+            "FROM ${BASE_IMAGE:-x}\nCOPY server.py /app/\n".replace(
+                "${BASE_IMAGE:-x}", "workshop/library/python:3.11-slim"
+            ),
+            "has 1 stage",
+        ),
+        (
+            GOOD.replace("FROM ${BASE_IMAGE}\nCOPY --from", "FROM build\nCOPY --from"),
+            "the final stage starts FROM build",
+        ),
+        (
+            GOOD.replace("COPY --from=build /build/artefact /app/artefact\n", ""),
+            "copies nothing from the other stages",
+        ),
     ],
     ids=["one stage", "the final stage extends the builder", "nothing copied across"],
-)  # fmt: skip
+)
 def test_multi_stage_is_not_fooled(engine, tmp_path, dockerfile, reason):
     result = check(engine, tmp_path / "s", "multi_stage", dockerfile)
     assert result.status == checks.FAILED
@@ -179,8 +190,10 @@ def test_multi_stage_is_not_fooled(engine, tmp_path, dockerfile, reason):
 
 
 def test_multi_stage_finds_build_only_libraries_in_the_final_image(engine, tmp_path):
-    leaky = GOOD.replace("COPY --from=build /build/artefact /app/artefact",
-                         "COPY --from=build /build/ /app/\nENV PYTHONPATH=/app")  # fmt: skip
+    leaky = GOOD.replace(
+        "COPY --from=build /build/artefact /app/artefact",
+        "COPY --from=build /build/ /app/\nENV PYTHONPATH=/app",
+    )
     result = check(engine, tmp_path / "s", "multi_stage", leaky, absent_imports=["trainlib"])
     assert result.status == checks.FAILED
     assert "trainlib can be imported in the final image" in result.message
@@ -209,8 +222,14 @@ def test_health_and_predict_fail_wrong_answers(engine, tmp_path):
     sick = check(engine, tmp_path / "a", "health", variant(HEALTH_STATUS="503"))
     assert sick.status == checks.FAILED
     assert "gave HTTP 503" in sick.message
-    wrong = check(engine, tmp_path / "b", "predict", variant(LABEL="toaster"), file="cat.jpg",
-                  expect_top1_contains="cat")  # fmt: skip
+    wrong = check(
+        engine,
+        tmp_path / "b",
+        "predict",
+        variant(LABEL="toaster"),
+        file="cat.jpg",
+        expect_top1_contains="cat",
+    )
     assert wrong.status == checks.FAILED
     assert "first class is 'toaster'" in wrong.message
 

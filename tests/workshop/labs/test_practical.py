@@ -22,8 +22,15 @@ def reference(engine, tmp_path_factory):
 def test_the_reference_meets_the_seven_requirements(reference):
     work.all_passed(reference)
     kinds = [check.kind for check in reference.checks]
-    assert kinds == ["multi_stage", "size", "non_root", "health", "graceful_shutdown",
-                     "env_config", "readme"]  # fmt: skip
+    assert kinds == [
+        "multi_stage",
+        "size",
+        "non_root",
+        "health",
+        "graceful_shutdown",
+        "env_config",
+        "readme",
+    ]
     assert work.result(reference, "multi_stage").evidence["final_copies_from"] == ["deps", "train"]
 
 
