@@ -6,8 +6,10 @@ Measured here (each is one real run, not a mock):
     and the student-VM image on top of it;
   * `cloud up --students 4` with the images already built, a second (idempotent) `up`,
     `status`, and `down`;
-  * `ansible-playbook site.yml` on fresh 1-VM and 4-VM cohorts, and its second
-    (idempotent) run: goals 4 VMs within 1.5x of 1 VM, second run under 25% of the first;
+  * `workshop prepare` then `ansible-playbook site.yml` on fresh 1-VM and 4-VM cohorts,
+    and its second (idempotent) run: goals 4 VMs within 1.5x of 1 VM, second run under
+    25% of the first; `workshop deploy --all` into empty homes and again; `workshop
+    check` of Activity 1 on 1 VM vs 4 VMs (every student's work the reference solution);
   * push_all: three kit images to three registries (ECR, Artifact Registry and ACR, each
     the local server from tests/fakes in front of a real distribution registry on this
     disk), all at once vs one by one, and a second run vs the first (goal < 10%);
@@ -130,15 +132,59 @@ def site_run(inventory: str) -> tuple[float, int, bool]:
     return seconds, changed, result.returncode == 0
 
 
+def workshop(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """One `workshop` command as a user runs it: (wall seconds, result)."""
+    command = [os.path.join(os.path.dirname(sys.executable), "workshop"), *args]
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    return time.monotonic() - started, result
+
+
+def as_students(inventory: str, command: str) -> None:
+    """Run ``command`` as every VM's student (ansible ad hoc, become_user per host)."""
+    subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible"),
+            "-i",
+            inventory,
+            "student_vms",
+            "--become",
+            "--become-user",
+            "{{ workshop_students[0].login }}",
+            "-m",
+            "ansible.builtin.shell",
+            "-a",
+            command,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+LAB = "02-image-classifier"
+
+
 def bench_site(cloud, distro: str) -> list[tuple[str, str, str]]:  # noqa: ANN001
-    """site.yml on a fresh 1-VM and 4-VM cohort, then the idempotent second run."""
+    """On a fresh 1-VM and 4-VM cohort: prepare, site.yml and its idempotent second run,
+    deploy --all into empty homes and again, and workshop check of Activity 1 with every
+    student's work the reference solution."""
     rows: list[tuple[str, str, str]] = []
-    firsts = {}
+    firsts, checks = {}, {}
     for students in (1, BENCH_STUDENTS):
         cohort = f"bench-site{students}-{secrets.token_hex(2)}"
         try:
             cloud.up(cloud.validate_spec(cohort, students, distro))
             inventory = str(cloud.paths(cohort).inventory)
+            seconds, result = workshop("prepare", "--cohort", cohort)
+            rows.append(
+                (
+                    f"workshop prepare, {students} VM(s)",
+                    f"{seconds:.1f} s",
+                    "ok" if result.returncode == 0 else "FAILED",
+                )
+            )
             first, changed, ok = site_run(inventory)
             firsts[students] = first
             rows.append(
@@ -157,10 +203,40 @@ def bench_site(cloud, distro: str) -> list[tuple[str, str, str]]:  # noqa: ANN00
                     f"{100 * second / first:.0f}% of first (goal < 25%)",
                 )
             )
+            as_students(inventory, "rm -rf ~/labs")
+            for what in ("into empty homes", "again (nothing new)"):
+                seconds, result = workshop("deploy", "--all", "--cohort", cohort)
+                rows.append(
+                    (
+                        f"deploy --all (7 labs), {students} VM(s), {what}",
+                        f"{seconds:.1f} s",
+                        "ok" if result.returncode == 0 else "FAILED",
+                    )
+                )
+            workshop("deploy", "--lab", LAB, "--solution", "--cohort", cohort)
+            as_students(inventory, f"cp -r ~/labs/{LAB}/solution/. ~/labs/{LAB}/")
+            for what in ("first", "again"):
+                seconds, result = workshop("check", "--lab", LAB, "--cohort", cohort)
+                checks[(students, what)] = seconds
+                rows.append(
+                    (
+                        f"workshop check {LAB}, {students} VM(s), {what}",
+                        f"{seconds:.1f} s",
+                        "all passed" if result.returncode == 0 else "NOT all passed",
+                    )
+                )
         finally:
             cloud.down(cohort)
     ratio = firsts[BENCH_STUDENTS] / firsts[1]
     rows.append((f"site.yml {BENCH_STUDENTS} VMs / 1 VM", f"{ratio:.2f}x", "goal <= 1.5x"))
+    ratio = checks[(BENCH_STUDENTS, "again")] / checks[(1, "again")]
+    rows.append(
+        (
+            f"workshop check {BENCH_STUDENTS} VMs / 1 VM",
+            f"{ratio:.2f}x",
+            "builds and runs on every VM at once, all sharing this machine's cores",
+        )
+    )
     return rows
 
 

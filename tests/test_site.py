@@ -63,6 +63,9 @@ def provisioned(lab_cloud):
         conn.sudo("mkdir -p /etc/docker", hide=True)
         conn.put(io.StringIO(FOREIGN_DAEMON_JSON), "/tmp/daemon.json")
         conn.sudo("mv /tmp/daemon.json /etc/docker/daemon.json", hide=True)
+    # Before class: images by digest and the labs' archives (what site.yml preloads and delivers).
+    prepared = run_workshop("prepare", "--cohort", lab_cloud["cohort"])
+    assert prepared.returncode == 0, prepared.stderr + prepared.stdout
     extra = ["-e", json.dumps({"classroom_registry_mirror": MIRROR})]
     first = playbook(inventory, *extra)
     second = playbook(inventory, *extra)
@@ -77,11 +80,16 @@ def test_site_makes_every_vm_ready_and_prints_the_table(provisioned, lab_cloud):
         result = json.loads((results / f"{vm['hostname']}.json").read_text())
         assert result["result"] == "ok", result["problems"]
         assert result["container_runs"] is True
-        assert result["images"] == {"expected": 1, "present": 1, "missing": []}
+        # classroom/hello, the classifier, and the four base stand-ins
+        assert result["images"] == {"expected": 6, "present": 6, "missing": []}
         assert result["compose"].startswith("2.")
         assert result["gpu"] == "skipped: no GPU"
         login = f"student{vm['hostname'][-2:]}"
-        assert result["students"][login] == {"docker_without_sudo": True, "registry_login": True}
+        mine = result["students"][login]
+        assert mine["docker_without_sudo"] is True
+        assert mine["registry_login"] is True
+        assert mine["labs"] == {"expected": 7, "present": 7, "missing": []}
+        assert mine["tools_missing"] == []
         row = re.search(rf"^.*{vm['hostname']}\s+{login}\s+(\S+).*\s(ok)\",?$", first.stdout, re.M)
         assert row, f"no table row for {vm['hostname']}"
 

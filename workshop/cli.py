@@ -571,5 +571,59 @@ def check_command(
         raise typer.Exit(1)
 
 
+@app.command("report")
+@friendly_errors
+def report_command(
+    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    inventory: InventoryOption = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the report as one self-contained page.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The cohort at a glance: provisioning readiness and every lab's checks per student."""
+    from workshop.classroom import report
+
+    found = report.build(_cohort(cohort, inventory))
+    if as_json:
+        typer.echo(json.dumps(found.to_dict(), indent=2))
+    if html:
+        path = report.write_html(found, html)
+        err.print(f"Report: {path.resolve()}", highlight=False)
+    if as_json or html:
+        return
+    table = Table(title=f"Cohort '{found.cohort}' at {found.generated_at}")
+    for column in ("student", "host", "ready", *(lab.name.split("-")[0] for lab in found.labs)):
+        table.add_column(column)
+    for row in found.students:
+        ready = "[green]ok[/]" if row.ready == "ok" else f"[red]{row.ready}[/]"
+        verdicts = [
+            f"[{VERDICT_COLOUR.get(row.labs[lab.name], 'yellow')}]{row.labs[lab.name]}[/]"
+            for lab in found.labs
+        ]
+        table.add_row(row.login, row.host, ready, *verdicts)
+    table.caption = "  ".join(lab.name for lab in found.labs)
+    out.print(table)
+
+
+@app.command("cards")
+@friendly_errors
+def cards_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for the cards (0700).")],
+    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    inventory: InventoryOption = None,
+    student: StudentOption = None,
+) -> None:
+    """A printable login card per student (HTML and PDF, and cards.pdf with all): VM,
+    login, password, classroom and cloud registry logins, a QR code. Files are 0600."""
+    from workshop.classroom import cards
+
+    made = cards.write(_cohort(cohort, inventory), out_dir, student=student)
+    out.print(
+        f"{len(made.students)} cards in {made.directory} (0600; they hold passwords): "
+        f"{', '.join(Path(name).name for name in made.files if name.endswith('.pdf'))}"
+    )
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,288 @@
+"""Running the class on a real 2-VM lab cloud, through the CLI as an instructor would:
+prepare, provision, deploy, check, report and cards, over real SSH."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import stat
+import subprocess
+from pathlib import Path
+
+import docker
+import paramiko
+import pytest
+from bs4 import BeautifulSoup
+
+from tests.conftest import REPO, run_workshop
+from workshop.ssh import SshTarget, connect, probe_systemd
+
+pytestmark = pytest.mark.labcloud
+
+LAB = "02-image-classifier"
+CHROMIUM = [
+    "chromium",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def admin(cloud: dict, index: int) -> SshTarget:
+    ssh = Path(cloud["state_dir"]) / "ssh"
+    return SshTarget(cloud["vms"][index]["ip"], "admin", ssh / "id_ed25519", ssh / "known_hosts")
+
+
+def as_student(cloud: dict, index: int, command: str) -> subprocess.CompletedProcess | object:
+    login = f"student{index + 1:02d}"
+    with connect(admin(cloud, index)) as conn:  # bash -c: ~ is the student's home
+        return conn.sudo(f"bash -c {shlex.quote(command)}", user=login, hide=True, warn=True)
+
+
+def site(cloud: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    inventory = Path(cloud["state_dir"]) / "inventory.yml"
+    return subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(inventory), "site.yml", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def workshop(cloud: dict, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_workshop(*args, "--cohort", cloud["cohort"])
+
+
+@pytest.fixture(scope="module")
+def classroom(lab_cloud):
+    """The session's cohort, prepared and provisioned (again, if test_site tore it down)."""
+    prepared = workshop(lab_cloud, "prepare")
+    assert prepared.returncode == 0, prepared.stderr + prepared.stdout
+    provisioned = site(lab_cloud)
+    assert provisioned.returncode == 0, provisioned.stdout[-3000:]
+    return lab_cloud
+
+
+def test_site_delivers_every_lab_and_the_table_counts_them(classroom):
+    provisioned = site(classroom, "--tags", "verify")
+    assert re.search(r"student-01\s+student01\s+.*\s6/6\s+7/7\s+ok", provisioned.stdout)
+    listing = as_student(classroom, 0, f"ls -A ~/labs/{LAB}").stdout.split()
+    for name in (
+        "README.md",
+        "Dockerfile",
+        "app",
+        "model",
+        "cat.jpg",
+        "coffee.jpg",
+        "extra-ca.crt",
+    ):
+        assert name in listing
+    assert "solution" not in listing
+    starter = as_student(classroom, 0, f"cat ~/labs/{LAB}/Dockerfile").stdout
+    assert "TODO 1: a builder stage" in starter, "the student got the solution, not the starter"
+    assert (
+        as_student(classroom, 0, "bash -lc 'echo $REGISTRY'").stdout.strip()
+        == (classroom["registry"]["address"])
+    )
+
+
+def test_redeploy_keeps_a_students_edit_and_restores_what_they_deleted(classroom):
+    as_student(classroom, 1, f"echo '# my work' >> ~/labs/{LAB}/Dockerfile")
+    as_student(classroom, 1, f"rm ~/labs/{LAB}/coffee.jpg")
+    again = workshop(classroom, "deploy", "--all", "--json")
+    assert again.returncode == 0, again.stderr
+    rows = {(row["student"], row["lab"]): row for row in json.loads(again.stdout)["rows"]}
+    assert len(rows) == 2 * 7
+    assert rows[("student02", LAB)]["added"] == 1  # coffee.jpg, and nothing else
+    assert (
+        rows[("student01", LAB)] | {"added": 0, "status": "up to date"} == rows[("student01", LAB)]
+    )
+    assert (
+        as_student(classroom, 1, f"tail -1 ~/labs/{LAB}/Dockerfile").stdout.strip() == "# my work"
+    )
+    assert as_student(classroom, 1, f"test -f ~/labs/{LAB}/coffee.jpg").ok
+    as_student(classroom, 1, f"sed -i '$d' ~/labs/{LAB}/Dockerfile")  # back to the starter
+
+
+def test_a_missing_lab_turns_the_table_red_until_it_is_delivered(classroom):
+    as_student(classroom, 1, "rm -rf ~/labs/03-multistage")
+    red = site(classroom, "--tags", "verify")
+    assert red.returncode != 0
+    assert "student02 has no 03-multistage in ~/labs" in red.stdout
+    assert re.search(r"student-02\s+student02\s+.*\s6/7\s+FAILED", red.stdout)
+    assert (
+        workshop(classroom, "deploy", "--lab", "multistage", "--student", "student02").returncode
+        == 0
+    )
+    assert site(classroom, "--tags", "verify").returncode == 0
+
+
+def test_the_solution_only_on_request_and_only_for_that_student(classroom):
+    result = workshop(classroom, "deploy", "--lab", LAB, "--solution", "--student", "student01")
+    assert result.returncode == 0, result.stderr
+    assert as_student(classroom, 0, f"test -f ~/labs/{LAB}/solution/Dockerfile").ok
+    assert not as_student(classroom, 1, f"test -e ~/labs/{LAB}/solution").ok
+    with connect(admin(classroom, 1)) as conn:
+        archives = conn.sudo("ls /var/lib/workshop/materials", hide=True).stdout.split()
+    assert f"{LAB}.solution.tar.gz" not in archives
+    assert as_student(classroom, 1, "ls /var/lib/workshop/materials").failed
+
+
+@pytest.fixture(scope="module")
+def checked(classroom):
+    """student01 finishes the lab (the reference solution); student02 leaves the starter."""
+    workshop(classroom, "deploy", "--lab", LAB, "--solution", "--student", "student01")
+    as_student(classroom, 0, f"cp -r ~/labs/{LAB}/solution/. ~/labs/{LAB}/")
+    result = workshop(classroom, "check", "--lab", LAB, "--json")
+    return result
+
+
+def test_check_passes_the_reference_and_fails_the_starter_with_reasons(checked, classroom):
+    assert checked.returncode == 1, "exit 0 only when everyone passes"
+    runs = {run["student"]: run for run in json.loads(checked.stdout)}
+    assert runs["student01"]["status"] == "passed", runs["student01"]
+    assert [c["status"] for c in runs["student01"]["checks"]] == ["passed"] * 7
+    starter = runs["student02"]
+    assert starter["status"] == "not started"
+    assert "are as delivered" in starter["message"]
+    health = next(c for c in starter["checks"] if c["kind"] == "health")
+    assert "exited (code 0) before answering GET /health" in health["message"]
+    saved = Path(classroom["state_dir"]) / "checks" / LAB / "student01.json"
+    assert json.loads(saved.read_text())["status"] == "passed"
+
+
+def test_check_leaves_nothing_on_the_vms(checked, classroom):
+    for index in (0, 1):
+        with connect(admin(classroom, index)) as conn:
+            names = conn.sudo("docker ps -a --format '{{.Names}}'", hide=True).stdout
+            tags = conn.sudo("docker images --format '{{.Repository}}'", hide=True).stdout
+            networks = conn.sudo("docker network ls --format '{{.Name}}'", hide=True).stdout
+            volumes = conn.sudo("docker volume ls -q", hide=True).stdout
+        assert "ws-check" not in names + tags + networks + volumes
+
+
+def test_a_stopped_vm_is_unreachable_while_the_other_is_checked(checked, classroom):
+    engine = docker.from_env()
+    stopped = engine.containers.get(classroom["vms"][1]["name"])
+    stopped.stop(timeout=10)
+    try:
+        result = workshop(classroom, "check", "--lab", LAB, "--json")
+    finally:
+        stopped.start()
+    runs = {run["student"]: run for run in json.loads(result.stdout)}
+    assert result.returncode == 1
+    assert runs["student01"]["status"] == "passed"
+    assert runs["student02"]["status"] == "unreachable"
+    assert "does not answer SSH" in runs["student02"]["message"]
+    assert probe_systemd(admin(classroom, 1), wait_seconds=90).ssh_ok
+
+
+def test_the_report_looked_at_in_chromium(checked, classroom, tmp_path):
+    workshop(classroom, "check", "--lab", LAB)  # both VMs up again: fresh verdicts
+    page = tmp_path / "report.html"
+    made = workshop(classroom, "report", "--html", str(page))
+    assert made.returncode == 0, made.stderr
+    html = page.read_text()
+    assert not re.search(r"""(src|href)=["']?https?:""", html), "the page loads nothing"
+    profile = tmp_path / "profile"
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            *CHROMIUM,
+            f"--user-data-dir={profile}",
+            "--window-size=1400,2000",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert shot.stat().st_size > 50_000, "a blank page is a few kB"
+    dom = subprocess.run(
+        [*CHROMIUM, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    soup = BeautifulSoup(dom, "html.parser")
+    assert soup.title.string == f"Cohort {classroom['cohort']}: readiness and labs"
+    assert soup.find("time", id="generated")["datetime"].startswith("20")
+    ready = soup.select("#readiness-table tbody tr")
+    assert [row["data-student"] for row in ready] == ["student01", "student02"]
+    assert {row["data-ready"] for row in ready} == {"ok"}
+    lab = soup.select_one(f'table.lab[data-lab="{LAB}"]')
+    rows = {row["data-student"]: row for row in lab.select("tbody tr")}
+    assert rows["student01"]["data-status"] == "passed"
+    assert rows["student02"]["data-status"] == "not started"
+    assert len(rows["student01"].select("td.mark.passed")) == 7
+    assert "exited (code 0) before answering GET /health" in rows["student02"].get_text()
+    assert soup.select_one(f'.card[data-lab="{LAB}"]').b.get_text() == "1/2"
+
+
+def test_a_card_rendered_and_read_back_logs_the_student_in(classroom, tmp_path):
+    out = tmp_path / "cards"
+    made = workshop(classroom, "cards", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    for path in out.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    pdf = out / "student01.pdf"
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    password = (Path(classroom["state_dir"]) / "students/student01/password").read_text().strip()
+    address = classroom["vms"][0]["ip"]
+    assert password in text
+    assert f"ssh student01@{address}" in text
+    assert classroom["registry"]["address"] in text
+    subprocess.run(
+        ["pdftoppm", "-r", "150", "-png", "-singlefile", str(pdf), str(tmp_path / "card")],
+        check=True,
+    )
+    qr = subprocess.run(
+        ["zbarimg", "--quiet", "--raw", str(tmp_path / "card.png")],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    assert qr == f"ssh://student01@{address}"
+    pages = subprocess.run(
+        ["pdfinfo", str(out / "cards.pdf")], capture_output=True, text=True, check=True
+    ).stdout
+    assert re.search(r"^Pages:\s+2$", pages, re.M)
+    # What the card says works: the password logs the student in over SSH.
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(Path(classroom["state_dir"]) / "ssh" / "known_hosts"))
+    client.connect(
+        address,
+        username="student01",
+        password=password,
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
+    )
+    try:
+        _, stdout, _ = client.exec_command("id -un")
+        assert stdout.read().decode().strip() == "student01"
+    finally:
+        client.close()
+    refused = paramiko.SSHClient()
+    refused.load_host_keys(str(Path(classroom["state_dir"]) / "ssh" / "known_hosts"))
+    with pytest.raises(paramiko.AuthenticationException):
+        refused.connect(
+            address,
+            username="admin",
+            password=password,
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=10,
+        )

@@ -1,0 +1,110 @@
+"""``workshop report``: the cohort at a glance, from what the kit recorded.
+
+Provisioning readiness comes from ``state/<cohort>/verify/<host>.json`` (site.yml's verify
+stage), each lab's checks from ``state/<cohort>/checks/<lab>/<login>.json`` (``workshop
+check``). The report is data (``--json``) or one self-contained HTML page: inline CSS, no
+script, no font or image from anywhere, so it opens offline and can be mailed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from workshop import state
+from workshop.classroom import check
+from workshop.cohort import Cohort
+from workshop.labs import catalog, checks
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@dataclass
+class StudentRow:
+    login: str
+    name: str
+    host: str
+    address: str
+    ready: str  # "ok", the problems, or "not verified"
+    labs: dict[str, str] = field(default_factory=dict)  # lab -> verdict
+
+
+@dataclass
+class LabSection:
+    name: str
+    title: str
+    lesson: str
+    checks: list[str]
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # login -> LabRun dict
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for run in self.runs.values() if run["status"] == checks.PASSED)
+
+
+@dataclass
+class Report:
+    cohort: str
+    generated_at: str
+    students: list[StudentRow] = field(default_factory=list)
+    readiness: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> verify.json
+    labs: list[LabSection] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for section, lab in zip(data["labs"], self.labs, strict=True):
+            section["passed"] = lab.passed
+        return data
+
+
+def build(cohort: Cohort) -> Report:
+    """Collect readiness and every lab's last check results for ``cohort``."""
+    report = Report(cohort.name, datetime.now(UTC).isoformat(timespec="seconds"))
+    verify_dir = cohort.state_dir / "verify"
+    for host in cohort.hosts:
+        path = verify_dir / f"{host.name}.json"
+        if path.exists():
+            report.readiness[host.name] = json.loads(path.read_text())
+    saved = check.saved_results(cohort)
+    for lab in catalog.all_labs():
+        section = LabSection(lab.name, lab.title, lab.lesson, [c.name for c in lab.checks])
+        for run in saved.get(lab.name, []):
+            if run.student:
+                section.runs[run.student] = run.to_dict()
+        report.labs.append(section)
+    for host in cohort.hosts:
+        result = report.readiness.get(host.name)
+        if result is None:
+            ready = "not verified: run site.yml"
+        elif result.get("result") == "ok":
+            ready = "ok"
+        else:
+            ready = "; ".join(result.get("problems", [])) or "failed"
+        for student in host.students:
+            row = StudentRow(student.login, student.name, host.name, host.address, ready)
+            for section in report.labs:
+                run = section.runs.get(student.login)
+                row.labs[section.name] = run["status"] if run else "not checked"
+            report.students.append(row)
+    return report
+
+
+def render_html(report: Report) -> str:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return environment.get_template("report.html.j2").render(report=report)
+
+
+def write_html(report: Report, path: Path) -> Path:
+    state.write_file(path, render_html(report))
+    return path
