@@ -88,8 +88,8 @@ def build(cohort: Cohort) -> Report:
         for student in host.students:
             row = StudentRow(student.login, student.name, host.name, host.address, ready)
             for section in report.labs:
-                run = section.runs.get(student.login)
-                row.labs[section.name] = run["status"] if run else "not checked"
+                found = section.runs.get(student.login)
+                row.labs[section.name] = found["status"] if found else "not checked"
             report.students.append(row)
     return report
 

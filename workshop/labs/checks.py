@@ -376,7 +376,8 @@ def _predictions(body: str) -> list[str]:
 def check_health(session: Session, check: catalog.Check) -> Outcome:
     """GET the health URL answers 200 (each compared image's container, for Activity 2)."""
     evidence: dict[str, Any] = {}
-    for name in session.lab.compare or [None]:
+    names: list[str | None] = list(session.lab.compare) or [None]
+    for name in names:
         running = session.service(name)
         label = name or session.lab.service_image or "service"
         if running.url is None:
@@ -971,7 +972,10 @@ def _not_started(session: Session) -> str | None:
         return None
     if starter:
         sums = session.target.run(["sha256sum", "--", *starter], timeout=60)
-        now = dict(reversed(line.split(None, 1)) for line in sums.stdout.strip().splitlines())
+        now: dict[str, str] = {}
+        for line in sums.stdout.strip().splitlines():
+            digest, _, name = line.partition("  ")
+            now[name] = digest
         if any(now.get(name) != digest for name, digest in starter.items()):
             return None
     if any(session.target.exists(name) for name in to_write):

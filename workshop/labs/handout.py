@@ -20,6 +20,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def classifier_model() -> Files:
     return {f"model/{name}": (folder / name).read_bytes() for name in model.OUTPUTS}
 
 
-INPUTS = {"classifier-model": classifier_model, "photos": photos}
+INPUTS: dict[str, Callable[[], Files]] = {"classifier-model": classifier_model, "photos": photos}
 
 
 def _read_tree(base: Path, entry: str) -> Files:
