@@ -6,11 +6,13 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import docker
 import pytest
+import yaml
 
 from tests.conftest import REPO, run_workshop, unique_cohort
 from workshop.ssh import SshTarget, connect, probe_systemd
@@ -90,6 +92,7 @@ def test_site_makes_every_vm_ready_and_prints_the_table(provisioned, lab_cloud):
         assert mine["registry_login"] is True
         assert mine["labs"] == {"expected": 7, "present": 7, "missing": []}
         assert mine["tools_missing"] == []
+        assert mine["ssh_login"] is True, "the password on the card does not log in"
         row = re.search(rf"^.*{vm['hostname']}\s+{login}\s+(\S+).*\s(ok)\",?$", first.stdout, re.M)
         assert row, f"no table row for {vm['hostname']}"
 
@@ -159,6 +162,115 @@ def test_bad_roster_fails_in_preflight_naming_the_entries(provisioned):
     assert "entries without a name: noname" in result.stdout
     assert "logins listed more than once in the cohort" in result.stdout
     assert "dupe" in result.stdout
+
+
+def test_a_roster_whose_only_fault_is_a_duplicate_login_is_refused(provisioned):
+    roster = [{"login": "twin", "name": "Listed on every host"}]
+    result = playbook(
+        provisioned["inventory"],
+        "--tags",
+        "preflight",
+        "-e",
+        json.dumps({"workshop_students": roster}),
+    )
+    assert result.returncode != 0
+    assert "logins listed more than once in the cohort: twin" in result.stdout
+    assert "invalid or reserved logins" not in result.stdout
+
+
+def test_a_reachable_host_that_fails_verification_is_named_in_the_table(provisioned, lab_cloud):
+    with connect(admin(lab_cloud, lab_cloud["vms"][1])) as conn:
+        conn.sudo("apt-get remove -y -qq jq", hide=True)
+    try:
+        result = playbook(provisioned["inventory"], "--tags", "verify")
+    finally:
+        restored = playbook(provisioned["inventory"], "--tags", "materials")  # reinstalls jq
+    assert restored.returncode == 0, restored.stdout[-2000:]
+    assert result.returncode != 0
+    assert re.search(r"student-01\s+student01\s+.*\sok\"", result.stdout), result.stdout[-2000:]
+    assert re.search(r"student-02\s+student02\s+.*FAILED: student02 lacks jq", result.stdout)
+    assert "Not ready: student-02 (student02 lacks jq)" in result.stdout
+
+
+def test_under_limit_the_other_hosts_are_left_out_not_called_unreachable(provisioned):
+    result = playbook(
+        provisioned["inventory"], "--tags", "verify", "--limit", "student-01,localhost"
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert re.search(r"student-01\s+student01\s+.*\sok\"", result.stdout)
+    assert "student-02  " not in result.stdout
+    assert "(not in this run: student-02)" in result.stdout
+
+
+def test_a_hand_written_inventory_like_the_example_provisions_the_same_vms(
+    provisioned, lab_cloud, tmp_path
+):
+    """README's "Real VMs" path: an inventory written by hand in the example's shape (CA
+    path relative to the checkout, the cohort's state elsewhere, students without keys),
+    `workshop prepare --inventory`, then site.yml."""
+    cloud_state = Path(lab_cloud["state_dir"])
+    cohort = "hand-" + lab_cloud["cohort"]
+    state = tmp_path / "state" / cohort
+    for login in ("student01", "student02"):  # their registry logins (README: htpasswd)
+        (state / "students" / login).mkdir(parents=True)
+        shutil.copy(cloud_state / "students" / login / "password", state / "students" / login)
+    (state / "registry").mkdir()
+    inventory_files = REPO / "inventory" / "files"
+    ca = inventory_files / f"{cohort}-ca.crt"
+    inventory_files.mkdir(exist_ok=True)
+    shutil.copy(cloud_state / "registry" / "ca.crt", ca)
+    known_hosts = cloud_state / "ssh" / "known_hosts"
+    hosts = {
+        vm["hostname"]: {
+            "ansible_host": vm["ip"],
+            "workshop_students": [{"login": f"student{vm['hostname'][-2:]}", "name": "No key"}],
+        }
+        for vm in lab_cloud["vms"]
+    }
+    example = {
+        "ansible_user": "admin",
+        "ansible_ssh_private_key_file": str(cloud_state / "ssh" / "id_ed25519"),
+        "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts}",
+        "workshop_cohort": cohort,
+        "workshop_lab_cloud": False,
+        "workshop_state_dir": str(state),
+        "docker_install_source": "distro",
+        "classroom_registry_address": lab_cloud["registry"]["address"],
+        "classroom_registry_ca_file": f"inventory/files/{cohort}-ca.crt",
+    }
+    inventory = tmp_path / f"{cohort}.yml"
+
+    def write(lab_images: list[str]) -> None:
+        content = {
+            "all": {
+                "vars": {**example, "workshop_lab_images": lab_images},
+                "children": {"student_vms": {"hosts": hosts}},
+            }
+        }
+        inventory.write_text(yaml.safe_dump(content))
+
+    try:
+        write([])
+        args = ("prepare", "--cohort", cohort, "--inventory", str(inventory))
+        refused = run_workshop(*args)
+        assert refused.returncode == 2
+        assert f"no instructor login for {lab_cloud['registry']['address']}" in refused.stderr
+        shutil.copy(cloud_state / "registry" / "credentials.json", state / "registry")
+        prepared = run_workshop(*args)
+        assert prepared.returncode == 0, prepared.stderr
+        listed = (state / "lab-images.txt").read_text().splitlines()
+        write([line.removeprefix("- ") for line in listed])  # as README says, by hand
+        result = playbook(inventory)
+        assert result.returncode == 0, result.stdout[-3000:]
+        for vm in lab_cloud["vms"]:
+            verified = json.loads((state / "verify" / f"{vm['hostname']}.json").read_text())
+            login = f"student{vm['hostname'][-2:]}"
+            assert verified["students"][login]["ssh_login"] is True
+            assert verified["students"][login]["registry_login"] is True
+    finally:
+        ca.unlink()
+        if not any(inventory_files.iterdir()):
+            inventory_files.rmdir()
 
 
 def test_a_stopped_vm_is_reported_unreachable_while_the_others_finish(provisioned, lab_cloud):

@@ -101,10 +101,18 @@ def cloud_up(
         str, typer.Option("--distro", help=f"One of: {', '.join(images.DISTROS)}.")
     ] = images.DEFAULT_DISTRO,
     cohort: CohortOption = cloud.DEFAULT_COHORT,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--profile",
+            help="Make the VMs look like a real cloud image (repeatable): "
+            + ", ".join(cloud.PROFILES),
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start (or complete) a lab cloud of N student VMs and the classroom registry."""
-    spec = cloud.validate_spec(cohort, students, distro)
+    spec = cloud.validate_spec(cohort, students, distro, profile)
     report = cloud.up(spec, progress=lambda msg: err.print(f"[dim]-> {msg}[/]", highlight=False))
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))

@@ -33,7 +33,7 @@ from workshop import state
 from workshop.engine import docker_client
 from workshop.errors import WorkshopError
 from workshop.labcloud import images, pki
-from workshop.ssh import SshTarget, probe_systemd
+from workshop.ssh import SshTarget, connect, probe_systemd
 
 MAX_STUDENTS = 40
 DEFAULT_COHORT = "lab"
@@ -70,6 +70,13 @@ _SYSTEMD_CONTAINER: dict[str, Any] = {
 Progress = Callable[[str], None]
 
 
+# VM profiles: states real cloud images are found in, reproduced on the Debian VMs
+# (workshop/labcloud/profiles/<name>.sh, run once as root on each VM after it boots).
+PROFILES_DIR = Path(__file__).parent / "profiles"
+PROFILES = sorted(path.stem for path in PROFILES_DIR.glob("*.sh"))
+_PROFILE_MARKERS = "/var/lib/workshop-profiles"
+
+
 @dataclass(frozen=True)
 class CloudSpec:
     """A validated request for a lab cloud."""
@@ -77,11 +84,19 @@ class CloudSpec:
     cohort: str
     students: int
     distro: images.Distro
+    profiles: tuple[str, ...] = ()
 
 
-def validate_spec(cohort: str, students: int, distro: str) -> CloudSpec:
+def validate_spec(
+    cohort: str, students: int, distro: str, profiles: list[str] | None = None
+) -> CloudSpec:
     """Check every input before anything is created; each error names the fix."""
     validate_cohort_name(cohort)
+    unknown = sorted(set(profiles or []) - set(PROFILES))
+    if unknown:
+        raise WorkshopError(
+            f"unknown VM profile {', '.join(unknown)}: choose from {', '.join(PROFILES)}"
+        )
     if students < 1:
         raise WorkshopError(f"--students {students}: a cohort needs at least 1 student VM")
     if students > MAX_STUDENTS:
@@ -89,7 +104,7 @@ def validate_spec(cohort: str, students: int, distro: str) -> CloudSpec:
             f"--students {students}: one machine runs at most {MAX_STUDENTS} student VMs; "
             "for larger cohorts use real VMs (see README, 'Real VMs')"
         )
-    return CloudSpec(cohort, students, images.get_distro(distro))
+    return CloudSpec(cohort, students, images.get_distro(distro), tuple(profiles or ()))
 
 
 def validate_cohort_name(cohort: str) -> None:
@@ -317,11 +332,15 @@ def up(spec: CloudSpec, progress: Progress = lambda _msg: None) -> CloudReport:
         "lab_images": lab_images,
         "vms": [{"hostname": vm.hostname, "ip": vm.ip, "container": vm.container} for vm in vms],
         "students": [asdict(student) for student in students],
+        "profiles": list(spec.profiles),
     }
     state.write_file(files.record, json.dumps(record, indent=2) + "\n")
     inventory = render_inventory(cohort, files, vms, registry_address, students, lab_images)
     state.write_file(files.inventory, inventory)
     state.point_current_at(cohort)
+    if spec.profiles:  # after the record: a cohort whose profile failed can still go down
+        progress(f"VM profiles: {', '.join(spec.profiles)}")
+        _apply_profiles(files, [vm for vm in statuses if vm.ssh_ok], spec.profiles)
     return CloudReport(
         cohort=cohort,
         distro=spec.distro.key,
@@ -680,6 +699,33 @@ def _probe_vms(files: CohortPaths, vms: list[VmStatus], *, wait_seconds: float) 
         return []
     with ThreadPoolExecutor(max_workers=min(16, len(vms))) as pool:
         return list(pool.map(probe, vms))
+
+
+def _apply_profiles(files: CohortPaths, vms: list[VmStatus], profiles: tuple[str, ...]) -> None:
+    """Run each profile's script once as root on each VM (a marker file remembers it)."""
+
+    def apply(vm: VmStatus) -> str | None:
+        with connect(_ssh_target(files, vm)) as connection:
+            scripts = f"/home/{ADMIN_USER}/workshop-profiles"
+            connection.run(f"mkdir -p {scripts}", hide=True)
+            for script in sorted(PROFILES_DIR.glob("*.sh")):
+                connection.put(io.BytesIO(script.read_bytes()), f"{scripts}/{script.name}")
+            for name in profiles:
+                marker = f"{_PROFILE_MARKERS}/{name}"
+                command = (
+                    f"test -e {marker} || (sh {scripts}/{name}.sh && "
+                    f"mkdir -p {_PROFILE_MARKERS} && touch {marker})"
+                )
+                result = connection.sudo(f"sh -c '{command}'", hide=True, warn=True)
+                if not result.ok:
+                    tail = " / ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+                    return f"{vm.hostname}: profile {name} failed: {tail}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(8, len(vms) or 1)) as pool:
+        problems = [problem for problem in pool.map(apply, vms) if problem]
+    if problems:
+        raise WorkshopError("; ".join(problems))
 
 
 def _registry_status(client: docker.DockerClient, cohort: str) -> RegistryStatus | None:
