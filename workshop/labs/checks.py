@@ -798,7 +798,7 @@ def check_script(session: Session, check: catalog.Check) -> Outcome:
     evidence = {
         "exit_code": result.rc,
         "seconds": round(result.seconds, 1),
-        "last_lines": output.strip().splitlines()[-3:],
+        "last_lines": result.stdout.strip().splitlines()[-3:],  # what it says it did
     }
     if not result.ok:
         return _failed(f"{check.file} exited {result.rc}: {result.tail()}", **evidence)
