@@ -805,7 +805,12 @@ def render_inventory(
     lab_images: list[str] | None = None,
 ) -> str:
     """An Ansible YAML inventory for the cohort (the format README's 'Real VMs' shows)."""
-    ssh_args = f"-o UserKnownHostsFile={files.known_hosts} -o StrictHostKeyChecking=yes"
+    # IdentitiesOnly: only the cohort's key is offered (an agent's other keys would use up
+    # sshd's MaxAuthTries before it).
+    ssh_args = (
+        f"-o UserKnownHostsFile={files.known_hosts} -o StrictHostKeyChecking=yes "
+        "-o IdentitiesOnly=yes"
+    )
     by_host: dict[str, list[dict[str, str]]] = {}
     for student in students or []:
         public_key = (files.student_dir(student.login) / "id_ed25519.pub").read_text().strip()
