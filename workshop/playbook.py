@@ -37,7 +37,8 @@ class PlaybookRun:
     def problem(self, host: str) -> str | None:
         """Why ``host`` did not finish: unreachable or the failing task's message."""
         stats = self.stats.get(host, {})
-        if not stats.get("unreachable") and not stats.get("failures"):
+        # site.yml's stages rescue a host's failure (recorded for the table): count those.
+        if not any(stats.get(key) for key in ("unreachable", "failures", "rescued")):
             return None
         for task in reversed(self.tasks):
             result = task["hosts"].get(host, {})
