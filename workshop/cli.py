@@ -513,9 +513,13 @@ def check_table(report: Any) -> Table:
         cells = [
             marks.get(by_name[c.name].status, "?") if c.name in by_name else "-" for c in lab.checks
         ]
-        problem = next(
-            (f"{c.name}: {c.message}" for c in run.checks if not c.passed),
-            "" if run.passed else run.message,
+        # A verdict about the whole run (not started, unreachable, ...) says more than
+        # the first check that failed because of it.
+        whole = run.status not in ("passed", "failed", "error")
+        problem = (
+            run.message
+            if whole
+            else next((f"{c.name}: {c.message}" for c in run.checks if not c.passed), run.message)
         )
         colour = VERDICT_COLOUR.get(run.status, "red")
         table.add_row(

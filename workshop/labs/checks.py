@@ -380,8 +380,9 @@ def check_health(session: Session, check: catalog.Check) -> Outcome:
     for name in names:
         running = session.service(name)
         label = name or session.lab.service_image or "service"
-        if running.url is None:
-            return _failed(f"{label}: {running.problem}", **evidence)
+        if running.url is None:  # named when several images are compared
+            prefix = f"{label}: " if session.lab.compare else ""
+            return _failed(f"{prefix}{running.problem}", **evidence)
         answer = session.http("GET", running.url + (session.lab.health or "/"))
         evidence[label] = {"status": answer.get("status"), "seconds": answer.get("seconds")}
         if answer.get("status") != 200:
