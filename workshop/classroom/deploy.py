@@ -17,7 +17,6 @@ from workshop.errors import WorkshopError
 from workshop.labs import catalog, handout
 
 DELIVER_TASK = "Add each lab's missing files to each student's copy (their own files stay)."
-SOLUTION_TASK = "Add each lab's solution to solution/ for each student."
 
 
 @dataclass
@@ -80,7 +79,7 @@ def deploy(
         limit=host,
     )
     report = DeployReport(cohort.name, labs, solution)
-    delivered, solutions = run.results(DELIVER_TASK), run.results(SOLUTION_TASK)
+    delivered = run.results(DELIVER_TASK)
     for vm in cohort.hosts:
         if host and vm.name != host:
             continue
@@ -88,13 +87,14 @@ def deploy(
         for person in vm.students:
             if student and person.login != student:
                 continue
+            found = _deliveries(delivered.get(vm.name, {}), person.login)
             for lab in labs:
                 row = Delivery(vm.name, person.login, lab, "failed")
-                found = _item(delivered.get(vm.name, {}), person.login, lab)
-                if found is not None:
-                    row.added, row.present = len(found["added"]), found["present"]
+                mine = found.get(f"labs/{lab}")
+                if mine is not None:
+                    row.added, row.present = len(mine["added"]), mine["present"]
                     row.status = "delivered" if row.added else "up to date"
-                    answer = _item(solutions.get(vm.name, {}), person.login, lab)
+                    answer = found.get(f"labs/{lab}/solution")
                     row.solution_added = len(answer["added"]) if answer else None
                 elif problem:
                     row.status = "unreachable" if problem.startswith("unreachable") else "failed"
@@ -108,11 +108,12 @@ def deploy(
     return report
 
 
-def _item(result: dict, login: str, lab: str) -> dict | None:
+def _deliveries(result: dict, login: str) -> dict[str, dict]:
+    """The delivery helper's report for ``login``: destination -> {added, present}."""
     for item in result.get("results", []):
-        if item.get("item", [{}, ""])[0].get("login") == login and item["item"][1] == lab:
+        if item.get("item", {}).get("login") == login:
             try:
-                return dict(json.loads(item.get("stdout", "")))
-            except ValueError:
-                return None
-    return None
+                return {entry["dest"]: entry for entry in json.loads(item.get("stdout", ""))}
+            except (ValueError, TypeError, KeyError):
+                return {}
+    return {}
