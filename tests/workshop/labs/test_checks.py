@@ -238,7 +238,7 @@ def test_a_build_that_fails_is_the_reason_every_check_gives(engine, tmp_path):
     broken = GOOD.replace("RUN pip install", "RUN exit 3 && pip install")
     result = check(engine, tmp_path / "s", "health", broken)
     assert result.status == checks.FAILED
-    assert result.message.startswith("service: the image does not build")
+    assert result.message.startswith("the image does not build")
 
 
 @pytest.mark.parametrize(
