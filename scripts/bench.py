@@ -14,9 +14,12 @@ Measured here (each is one real run, not a mock):
     the local server from tests/fakes in front of a real distribution registry on this
     disk), all at once vs one by one, and a second run vs the first (goal < 10%);
   * labs: size of each base stand-in and lab image, the classifier's cold build vs the
-    rebuild after a code-only change, and its latency p50/p95 on this CPU.
+    rebuild after a code-only change, and its latency p50/p95 on this CPU;
+  * grade: `workshop grade` on one submission (the Flask sample of the tests) with a cold
+    and a warm build cache, and 10 submissions graded 10 at once vs one after another.
 Cohorts run in a private state directory, so they never disturb `make demo`'s.
-`python scripts/bench.py --only labs` runs one section (cloud, site, registries, labs).
+`python scripts/bench.py --only labs` runs one section (cloud, site, registries, labs,
+grade).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def timed(function: Callable[[], T]) -> tuple[T, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["cloud", "site", "registries", "labs"])
+    parser.add_argument("--only", choices=["cloud", "site", "registries", "labs", "grade"])
     only = parser.parse_args().only
     os.environ["WORKSHOP_STATE_DIR"] = tempfile.mkdtemp(prefix="workshop-bench-")
     # Imported after WORKSHOP_STATE_DIR is set, so the bench never touches state/.
@@ -68,6 +71,8 @@ def main() -> int:
         rows += bench_registries(console, client, images, distro)
     if only in (None, "labs"):
         rows += bench_labs(console, client)
+    if only in (None, "grade"):
+        rows += bench_grade(console, client)
 
     table = Table(title=f"Lab cloud, provisioning and registry benchmark ({os.cpu_count()} cores)")
     table.add_column("measure")
@@ -392,3 +397,64 @@ def bench_labs(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def bench_grade(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    """The grader: one submission cold and warm; 10 at once vs one after another."""
+    import shutil
+    from pathlib import Path
+
+    from workshop.labs import grade
+
+    samples = Path(REPO) / "tests" / "workshop" / "grading" / "samples"
+    rows: list[tuple[str, str, str]] = []
+    limits = grade.Limits(health_timeout=60)
+    with tempfile.TemporaryDirectory(prefix="bench-grade-") as scratch:
+        cold = Path(scratch) / "flask"
+        shutil.copytree(samples / "flask", cold)
+        dockerfile = cold / "Dockerfile"
+        # a step no earlier build has run, after each FROM: nothing comes from the cache
+        token = secrets.token_hex(4)
+        dockerfile.write_text(
+            re.sub(r"^(FROM .*)$", rf"\1\nRUN echo {token}", dockerfile.read_text(), flags=re.M)
+        )
+        console.print("[dim]grading one submission with a cold, then a warm build cache...[/]")
+        for what in ("cold build cache", "warm build cache"):
+            [card], seconds = timed(
+                lambda: grade.grade_sources(client, [str(cold)], limits=limits, trust_extra_ca=True)
+            )
+            rows.append(
+                (
+                    f"workshop grade, 1 submission (Flask + gunicorn), {what}",
+                    f"{seconds:.1f} s",
+                    f"{card.score}/{card.total}",
+                )
+            )
+        copies = []
+        for number in range(10):
+            copy = Path(scratch) / f"student{number:02d}"
+            shutil.copytree(samples / "stdlib", copy)
+            copies.append(str(copy))
+        console.print("[dim]grading 10 submissions, one after another, then 10 at once...[/]")
+        timings = {}
+        for jobs in (1, 10):
+            cards, seconds = timed(
+                lambda: grade.grade_sources(client, copies, jobs=jobs, limits=limits)  # noqa: B023
+            )
+            timings[jobs] = seconds
+            scores = sorted({f"{card.score}/{card.total}" for card in cards})
+            rows.append(
+                (
+                    f"workshop grade, 10 submissions (stdlib), --jobs {jobs}",
+                    f"{seconds:.1f} s",
+                    f"scores {', '.join(scores)}; {seconds / 10:.1f} s each",
+                )
+            )
+        rows.append(
+            (
+                "10 submissions: --jobs 10 vs --jobs 1",
+                f"{timings[1] / timings[10]:.2f}x faster",
+                f"{os.cpu_count()} cores shared by every build and container",
+            )
+        )
+    return rows

@@ -289,6 +289,13 @@ def images_build_bases(
         str | None, typer.Option("--only", help="Comma-separated: python, redis, postgres, nginx.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if up to date.")] = False,
+    trust_extra_ca: Annotated[
+        bool | None,
+        typer.Option(
+            "--trust-extra-ca/--no-trust-extra-ca",
+            help="The images trust the extra CA bundle (default: WORKSHOP_BASES_TRUST_EXTRA_CA).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Build python:3.11-slim, redis:7, postgres:15 and nginx:1.22 equivalents offline."""
@@ -296,7 +303,13 @@ def images_build_bases(
     from workshop.labs import bases
 
     names = [name.strip() for name in only.split(",")] if only else None
-    results = bases.build_bases(docker_client(), names, cohort=cohort, force=force)
+    results = bases.build_bases(
+        docker_client(),
+        names,
+        cohort=cohort,
+        force=force,
+        extra_ca=bases.trusted_bundle(trust_extra_ca),
+    )
     if as_json:
         typer.echo(json.dumps([asdict(result) for result in results], indent=2))
         return
@@ -616,6 +629,131 @@ def report_command(
         table.add_row(row.login, row.host, ready, *verdicts)
     table.caption = "  ".join(lab.name for lab in found.labs)
     out.print(table)
+
+
+def grade_table(cards: list[Any]) -> Table:
+    """Submission x requirement: a mark per requirement, the score, and why."""
+    from workshop.labs import grade
+
+    names = [check.name for check in grade.requirements()]
+    table = Table(title=f"Practical assessment: {len(cards)} submission(s)")
+    table.add_column("submission")
+    for number, _ in enumerate(names, start=1):
+        table.add_column(str(number), justify="center")
+    for column in ("score", "size limit", "warnings", "first problem"):
+        table.add_column(column)
+    marks = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "error": "[yellow]![/]"}
+    for card in cards:
+        by_name = {result.name: result for result in card.requirements}
+        cells = [marks.get(by_name[n].status, "?") if n in by_name else "-" for n in names]
+        if card.status != grade.GRADED:
+            score, problem = f"[red]{card.status}[/]", card.message
+        else:
+            colour = "green" if card.score == card.total else "red"
+            score = f"[{colour}]{card.score}/{card.total}[/]"
+            problem = next(
+                (f"{r.name}: {r.message}" for r in card.requirements if not r.passed), ""
+            )
+        who = f"{card.student} ({card.source})" if card.student else card.source
+        table.add_row(who, *cells, score, card.size_limit or "-", str(len(card.warnings)), problem)
+    table.caption = "  ".join(f"{n}={name}" for n, name in enumerate(names, start=1))
+    return table
+
+
+@app.command("grade")
+@friendly_errors
+def grade_command(
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(help="Submissions: directories or git URLs (or use --cohort)."),
+    ] = None,
+    cohort: Annotated[
+        str | None,
+        typer.Option("--cohort", help="Grade every student's ~/labs/practical/ on their VM."),
+    ] = None,
+    inventory: InventoryOption = None,
+    student: StudentOption = None,
+    jobs: Annotated[int, typer.Option("--jobs", help="Submissions graded at once.")] = 2,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the scorecards as one HTML page.")
+    ] = None,
+    health_timeout: Annotated[
+        float, typer.Option("--health-timeout", help="Seconds a service may take to answer.")
+    ] = 60,
+    build_timeout: Annotated[
+        float, typer.Option("--build-timeout", help="Seconds a build may take.")
+    ] = 600,
+    trust_extra_ca: Annotated[
+        bool | None,
+        typer.Option(
+            "--trust-extra-ca/--no-trust-extra-ca",
+            help="Base images trust the extra CA bundle (default: WORKSHOP_BASES_TRUST_EXTRA_CA).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Grade practical-assessment submissions: the seven requirements with their evidence,
+    and warnings beyond them. Exit 0 when every submission was graded (whatever its
+    score), 1 when one could not be."""
+    from workshop.classroom import grade as cohort_grade
+    from workshop.classroom import report
+    from workshop.engine import docker_client
+    from workshop.labs import grade
+
+    if bool(sources) == bool(cohort):
+        raise WorkshopError(
+            "give the submissions to grade (directories or git URLs) or --cohort C, not both"
+        )
+    limits = grade.Limits(health_timeout=health_timeout, build_timeout=build_timeout)
+
+    def progress(card: Any) -> None:
+        if not as_json:
+            shown = card.student or card.source
+            err.print(
+                f"[dim]-> {shown}: {card.score}/{card.total} ({card.seconds:.0f}s)[/]"
+                if card.status == grade.GRADED
+                else f"[dim]-> {shown}: {card.status}: {card.message}[/]",
+                highlight=False,
+            )
+
+    if cohort:
+        group = _cohort(cohort, inventory)
+        needs_engine = any(person.practical_repo for person in group.students)
+        cards = cohort_grade.grade_cohort(
+            group,
+            docker_client() if needs_engine else None,
+            student=student,
+            jobs=jobs,
+            limits=limits,
+            on_card=progress,
+        )
+    else:
+        cards = grade.grade_sources(
+            docker_client(),
+            list(sources or []),
+            jobs=jobs,
+            limits=limits,
+            trust_extra_ca=trust_extra_ca,
+            on_card=progress,
+        )
+    if as_json:
+        typer.echo(json.dumps([card.to_dict() for card in cards], indent=2))
+    else:
+        out.print(grade_table(cards))
+        for card in cards:
+            if card.warnings:
+                out.print(f"[bold]{card.student or card.source}[/]: warnings", highlight=False)
+                for warning in card.warnings:
+                    out.print(f"  [yellow]{warning.code}[/]: {warning.message}", highlight=False)
+    if html:
+        from workshop import state
+
+        state.write_file(html, report.render_grades_html(cards))
+        err.print(f"Scorecards: {html.resolve()}", highlight=False)
+    failed = [card.student or card.source for card in cards if card.status != grade.GRADED]
+    if failed:
+        err.print(f"[bold red]not graded:[/] {', '.join(failed)}", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command("cards")

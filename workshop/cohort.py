@@ -28,6 +28,7 @@ class Student:
     name: str
     host: str
     ssh_public_key: str | None = None
+    practical_repo: str | None = None  # the git URL of their practical, when not on the VM
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def load(cohort: str, inventory: Path | None = None) -> Cohort:
                 entry.get("name", entry["login"]),
                 member.name,
                 entry.get("ssh_public_key"),
+                entry.get("practical_repo"),
             )
             for entry in found.get("workshop_students") or []
         )

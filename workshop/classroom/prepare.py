@@ -73,7 +73,8 @@ def prepare(cohort: Cohort, client: docker.DockerClient) -> PrepareReport:
     exported = model.prepare()
     report = PrepareReport(cohort.name, f"{exported.path} ({exported.size_mb:.0f} MB)")
     registry = classroom_registry(cohort)
-    sources = bases.push_sources(bases.build_bases(client)) + push.lab_images(client)
+    built = bases.build_bases(client, extra_ca=bases.trusted_bundle())
+    sources = bases.push_sources(built) + push.lab_images(client)
     try:
         results = push.push_all(client, {"local": registry}, sources)
     except RegistryError as exc:

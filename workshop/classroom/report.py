@@ -17,9 +17,10 @@ from typing import Any
 import jinja2
 
 from workshop import state
-from workshop.classroom import check
+from workshop.classroom import check, grade
 from workshop.cohort import Cohort
 from workshop.labs import catalog, checks
+from workshop.labs import grade as labgrade
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -54,6 +55,8 @@ class Report:
     students: list[StudentRow] = field(default_factory=list)
     readiness: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> verify.json
     labs: list[LabSection] = field(default_factory=list)
+    grades: list[dict[str, Any]] = field(default_factory=list)  # Scorecard dicts
+    grade_requirements: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -77,6 +80,8 @@ def build(cohort: Cohort) -> Report:
             if run.student:
                 section.runs[run.student] = run.to_dict()
         report.labs.append(section)
+    report.grades = [card.to_dict() for card in grade.saved_grades(cohort)]
+    report.grade_requirements = [c.name for c in labgrade.requirements()]
     for host in cohort.hosts:
         result = report.readiness.get(host.name)
         if result is None:
@@ -94,15 +99,31 @@ def build(cohort: Cohort) -> Report:
     return report
 
 
-def render_html(report: Report) -> str:
-    environment = jinja2.Environment(
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template("report.html.j2").render(report=report)
+
+
+def render_html(report: Report) -> str:
+    return _templates().get_template("report.html.j2").render(report=report)
+
+
+def render_grades_html(cards: list[labgrade.Scorecard]) -> str:
+    """``workshop grade --html``: the scorecards alone, as one self-contained page."""
+    return (
+        _templates()
+        .get_template("grades.html.j2")
+        .render(
+            grades=[card.to_dict() for card in cards],
+            requirements=[c.name for c in labgrade.requirements()],
+            generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+    )
 
 
 def write_html(report: Report, path: Path) -> Path:

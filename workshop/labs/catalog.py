@@ -22,9 +22,6 @@ from workshop.labcloud import images
 from workshop.labs import bases
 
 LABS_DIR = Path(__file__).parent
-# The builder stage trusts what this host trusts (a proxy's CA included): copied in as
-# extra-ca.crt for the build and removed after; never in a final image (README).
-DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 class Strict(BaseModel):
@@ -37,6 +34,8 @@ class ImageSpec(Strict):
     dockerfile: str = "Dockerfile"
     base: str | None = None  # a key of bases.BASES: passed as BASE_IMAGE
     size_limit_mb: float | None = None
+    # the limit for a GPU model (a CUDA base, or LABEL org.workshop.gpu="true")
+    gpu_size_limit_mb: float | None = None
     size_goal_mb: float | None = None
     needs_model: bool = False
     publish_as: str | None = None  # repository:tag in the classroom registry
@@ -183,12 +182,14 @@ def build(
             bases.build_base(client, bases.BASES[image.base])
         buildargs["BASE_IMAGE"] = bases.build_arg(image.base, base_registry)
     context = lab.directory / image.context
-    bundle = Path(os.environ.get("WORKSHOP_EXTRA_CA_BUNDLE", DEFAULT_CA_BUNDLE))
+    # The builder stage trusts what this host trusts (a proxy's CA included): copied in as
+    # extra-ca.crt for the build and removed after; never in a final image (README).
+    bundle = bases.extra_ca_bundle()
     extra = context / "extra-ca.crt"
     tag = tag or lab.image_tag(image)
     started = time.monotonic()
     try:
-        if bundle.is_file():
+        if bundle is not None:
             extra.write_bytes(bundle.read_bytes())
         images.build_context(
             client,

@@ -31,7 +31,7 @@ from typing import Any
 
 from dockerfile_parse import DockerfileParser
 
-from workshop.labs import catalog
+from workshop.labs import bases, catalog
 from workshop.labs.target import Result, Target, TargetUnreachable
 from workshop.state import REPO_ROOT
 
@@ -104,6 +104,14 @@ class Environment:
     starter: dict[str, str] = field(default_factory=dict)
     # how long a service may take to answer its health URL (a model loads first)
     health_timeout: float = HEALTH_TIMEOUT
+    # Grading an arbitrary submission (``grade.py``) rather than a lab's own files: the
+    # service is up once it answers anything (its /health is a requirement of its own),
+    # an EXPOSEd port is tried when $PORT gets no answer, Docker's HEALTHCHECK verdict is
+    # waited for, and BASE_IMAGE is replaced only where its default has a classroom copy.
+    grading: bool = False
+    run_options: tuple[str, ...] = ()  # e.g. resource limits for untrusted code
+    build_options: tuple[str, ...] = ()
+    build_timeout: float = 900
 
 
 @dataclass
@@ -119,6 +127,8 @@ class Running:
     url: str | None
     container: str | None = None
     problem: str | None = None
+    note: str = ""  # how it was reached, when not the way the contract says
+    stuck: bool = False  # it kept running and never answered
 
 
 def _passed(message: str, **evidence: Any) -> tuple[str, str, dict[str, Any]]:
@@ -150,6 +160,8 @@ class Session:
         self.tags: list[str] = []
         self.compose_project: str | None = None
         self.scripts: dict[str, Result] = {}
+        # The service once ran and never answered: later starts say so without waiting.
+        self.unready: str | None = None
         # One port for the whole session: a new value would recreate the gateway.
         self._gateway_port = str(20000 + secrets.randbelow(30000))
 
@@ -193,8 +205,9 @@ class Session:
             "--label",
             f"{LABEL}={self.run_id}",
         ]
-        if spec.base:
-            argv += ["--build-arg", f"BASE_IMAGE={self.env.bases[spec.base]}"]
+        for key, value in self.base_args(spec).items():
+            argv += ["--build-arg", f"{key}={value}"]
+        argv += self.env.build_options
         if self.target.builder == "classic":
             argv.append("--force-rm")  # a failed RUN step leaves no container behind
         if plain and self.target.builder == "buildkit":
@@ -202,7 +215,7 @@ class Session:
         elif not plain:
             argv.append("--quiet")
         argv.append(f"{context or self.target.workdir}/{self.lab.student_context(spec)}")
-        result = self.docker(*argv, timeout=900)
+        result = self.docker(*argv, timeout=self.env.build_timeout)
         self.tags.append(tag)
         built = Built(tag, seconds=round(result.seconds, 1), output=result.stdout + result.stderr)
         if not result.ok:
@@ -210,6 +223,25 @@ class Session:
         if context is None:
             self.built[name] = built
         return built
+
+    def dockerfile(self, spec: catalog.ImageSpec | None = None) -> str:
+        """The Dockerfile's path relative to the lab directory."""
+        spec = spec or _service_spec(self)
+        return f"{self.lab.student_context(spec)}/{spec.dockerfile}" if spec else "Dockerfile"
+
+    def base_args(self, spec: catalog.ImageSpec) -> dict[str, str]:
+        """Build args that point the Dockerfile's bases at the classroom's copies: each
+        ARG whose default is an official image the classroom has, and for a lab's own
+        Dockerfile BASE_IMAGE whatever its default."""
+        found: dict[str, str] = {}
+        text = self.target.read_text(self.dockerfile(spec)) or ""
+        for key, default in dockerfile_args(text).items():
+            base = bases.standing_in_for(default)
+            if base and base in self.env.bases:
+                found[key] = self.env.bases[base]
+        if spec.base and not self.env.grading:
+            found["BASE_IMAGE"] = self.env.bases[spec.base]
+        return found
 
     def image(self, name: str) -> Built:
         """A reference the checks can run: built from the student's work, or published."""
@@ -240,6 +272,9 @@ class Session:
         built = self.image(image_name)
         if built.tag is None:
             return Running(None, problem=built.problem)
+        if self.unready:
+            return Running(None, problem=f"{self.unready} (not waited for again)")
+        moved = port is not None
         port = port or self.lab.port or 8000
         name = f"{self.prefix}-{suffix}"
         argv = [
@@ -251,46 +286,87 @@ class Session:
             f"{LABEL}={self.run_id}",
             "-p",
             f"127.0.0.1::{port}",
+            *self.env.run_options,
         ]
-        for key, value in {**self.lab.environment, **(env or {})}.items():
+        exposed = [] if moved or not self.env.grading else self.exposed_ports(built.tag, port)
+        for other in exposed:
+            argv += ["-p", f"127.0.0.1::{other}"]
+        environment = {**self.lab.environment, **(env or {})}
+        if self.env.grading:
+            environment.setdefault("PORT", str(port))  # the contract: listen on $PORT
+        for key, value in environment.items():
             argv += ["-e", f"{key}={value}"]
         started = self.docker(*argv, built.tag, timeout=120)
         if not started.ok:
             return Running(None, name, f"docker run failed: {started.tail()}")
-        mapped = self.docker("port", name, f"{port}/tcp", timeout=30).stdout.split()
-        # No mapping: the container already stopped; the wait below says how and why.
-        url = f"http://{mapped[0]}" if mapped else "http://127.0.0.1:9"
-        return self._wait_healthy(Running(url, name), port)
+        urls = {}
+        for each in [port, *exposed]:
+            mapped = self.docker("port", name, f"{each}/tcp", timeout=30).stdout.split()
+            # No mapping: the container already stopped; the wait below says how and why.
+            urls[each] = f"http://{mapped[0]}" if mapped else "http://127.0.0.1:9"
+        running = self._wait_healthy(Running(urls[port], name), port, urls)
+        if running.stuck:
+            self.unready = running.problem
+        return running
 
-    def _wait_healthy(self, running: Running, port: int) -> Running:
+    def exposed_ports(self, tag: str, port: int) -> list[int]:
+        """The image's EXPOSEd TCP ports other than ``port``."""
+        inspected = self.docker(
+            "image", "inspect", "--format", "{{json .Config.ExposedPorts}}", tag, timeout=30
+        )
+        try:
+            ports = json.loads(inspected.stdout or "null") or {}
+        except ValueError:
+            return []
+        found = [int(key.split("/")[0]) for key in ports if key.endswith("/tcp")]
+        return sorted(p for p in found if p != port)[:4]
+
+    def _wait_healthy(self, running: Running, port: int, urls: dict[int, str]) -> Running:
         assert running.url
         assert running.container
+        path = self.lab.health or "/"
         waited = self.target.probe(
             "wait",
-            running.url + (self.lab.health or "/"),
+            *(url + path for url in urls.values()),
             "--container",
             running.container,
             "--timeout",
             str(self.env.health_timeout),
+            *(["--any-status"] if self.env.grading else []),
             timeout=self.env.health_timeout + 30,
         )
         if waited.get("ok"):
+            answered = str(waited.get("url", ""))
+            if answered and not answered.startswith(urls[port]):
+                other = next(p for p, url in urls.items() if answered.startswith(url))
+                running.url = urls[other]
+                running.note = f"answered on its EXPOSEd port {other}, not on $PORT={port}"
             return running
         logs = self.docker("logs", "--tail", "5", running.container, timeout=30)
         last = " / ".join((logs.stdout + logs.stderr).strip().splitlines()[-3:])[:300]
         if waited.get("state") not in (None, "running"):
             running.problem = (
                 f"the container exited (code {waited.get('exit_code')}) before answering "
-                f"GET {self.lab.health}: {last or 'it printed nothing'}"
+                f"GET {path}: {last or 'it printed nothing'}"
             )
+        elif "error" in waited and "last" not in waited:
+            running.problem = f"the readiness probe failed: {waited['error']}"
         else:
+            running.stuck = True
             seen = waited.get("last", {})
             what = f"HTTP {seen['status']}" if "status" in seen else "no answer"
-            running.problem = (
-                f"GET {self.lab.health} on port {port} gave {what} within "
-                f"{self.env.health_timeout:.0f}s: "
-                f"the service must listen on 0.0.0.0:{port}{'; logs: ' + last if last else ''}"
-            )
+            if self.env.grading:
+                running.problem = (
+                    f"the service never answered on $PORT={port} within "
+                    f"{self.env.health_timeout:.0f}s: it must listen on 0.0.0.0:$PORT"
+                    f"{'; logs: ' + last if last else ''}"
+                )
+            else:
+                running.problem = (
+                    f"GET {path} on port {port} gave {what} within "
+                    f"{self.env.health_timeout:.0f}s: "
+                    f"the service must listen on 0.0.0.0:{port}{'; logs: ' + last if last else ''}"
+                )
         running.url = None
         return running
 
@@ -374,7 +450,8 @@ def _predictions(body: str) -> list[str]:
 
 
 def check_health(session: Session, check: catalog.Check) -> Outcome:
-    """GET the health URL answers 200 (each compared image's container, for Activity 2)."""
+    """GET the health URL answers 200 (each compared image's container, for Activity 2);
+    where the image has a HEALTHCHECK, Docker must not call it unhealthy."""
     evidence: dict[str, Any] = {}
     names: list[str | None] = list(session.lab.compare) or [None]
     for name in names:
@@ -385,13 +462,43 @@ def check_health(session: Session, check: catalog.Check) -> Outcome:
             return _failed(f"{prefix}{running.problem}", **evidence)
         answer = session.http("GET", running.url + (session.lab.health or "/"))
         evidence[label] = {"status": answer.get("status"), "seconds": answer.get("seconds")}
+        if running.note:
+            evidence[label]["note"] = running.note
         if answer.get("status") != 200:
             return _failed(
                 f"{label}: GET {session.lab.health} answered "
                 f"{answer.get('status') or answer.get('error')}, not 200",
                 **evidence,
             )
+        if running.container:
+            docker_health = _docker_health(session, running.container)
+            evidence[label]["docker_health"] = docker_health
+            if docker_health == "unhealthy":
+                return _failed(
+                    f"GET {session.lab.health} answers 200 but Docker reports the container "
+                    "unhealthy: the HEALTHCHECK command fails (is curl in the image? does it "
+                    "call the right port?)",
+                    **evidence,
+                )
     return _passed(f"GET {session.lab.health} answered 200", **evidence)
+
+
+def _docker_health(session: Session, container: str) -> str | None:
+    """Docker's verdict on the HEALTHCHECK (None without one). Grading waits for the
+    first verdict; a lab check takes what is known now."""
+    deadline = time.monotonic() + (session.env.health_timeout if session.env.grading else 0)
+    while True:
+        inspected = session.docker(
+            "inspect",
+            "--format",
+            "{{if .State.Health}}{{.State.Health.Status}}{{end}}",
+            container,
+            timeout=30,
+        )
+        status = inspected.stdout.strip() or None
+        if status != "starting" or time.monotonic() >= deadline:
+            return status
+        time.sleep(1)
 
 
 def _post_file(session: Session, url: str, check: catalog.Check, file: str) -> dict[str, Any]:
@@ -455,8 +562,33 @@ def _service_spec(session: Session) -> catalog.ImageSpec | None:
     return next((spec for spec in session.lab.images if spec.name == name), None)
 
 
+GPU_LABEL = "org.workshop.gpu"
+
+
+def gpu_model(session: Session, tag: str) -> str | None:
+    """Why the image counts as a GPU model (a CUDA base, CUDA in the image, or the
+    submission's ``LABEL org.workshop.gpu="true"``), or None for a CPU model."""
+    inspected = session.docker("image", "inspect", "--format", "{{json .Config}}", tag, timeout=30)
+    try:
+        config = json.loads(inspected.stdout or "{}") or {}
+    except ValueError:
+        config = {}
+    labels = config.get("Labels") or {}
+    if str(labels.get(GPU_LABEL, "")).lower() in ("true", "1", "yes"):
+        return f'declared: LABEL {GPU_LABEL}="true"'
+    text = session.target.read_text(session.dockerfile()) or ""
+    for stage in dockerfile_stages(text)[-1:]:
+        if re.search(r"cuda|^nvidia/|/nvidia/", stage["base"], re.IGNORECASE):
+            return f"a CUDA base ({stage['base']})"
+    for variable in config.get("Env") or []:
+        key, _, value = variable.partition("=")
+        if key in ("CUDA_VERSION", "NVIDIA_REQUIRE_CUDA"):
+            return f"CUDA in the image ({key}={value[:40]})"
+    return None
+
+
 def check_size(session: Session, check: catalog.Check) -> Outcome:
-    """The image is under the lab's size limit."""
+    """The image is under the lab's size limit (the GPU limit for a GPU model)."""
     spec = _service_spec(session)
     if spec is None or spec.size_limit_mb is None:
         return _error("lab.yml names no image with size_limit_mb for this check")
@@ -466,14 +598,19 @@ def check_size(session: Session, check: catalog.Check) -> Outcome:
     size = session.size_mb(built.tag)
     if size is None:
         return _error(f"cannot read the size of {built.tag}")
-    evidence = {"size_mb": size, "limit_mb": spec.size_limit_mb}
-    if size >= spec.size_limit_mb:
+    limit, applied = spec.size_limit_mb, "CPU model"
+    if spec.gpu_size_limit_mb:
+        why = gpu_model(session, built.tag)
+        if why:
+            limit, applied = spec.gpu_size_limit_mb, f"GPU model: {why}"
+    evidence = {"size_mb": size, "limit_mb": limit, "limit_applied": applied}
+    if size >= limit:
         return _failed(
-            f"the image is {size:.0f} MB, over {spec.size_limit_mb:.0f} MB: use a slim base, "
-            "a builder stage for compilers and pip, and no caches in the final stage",
+            f"the image is {size:.0f} MB, over the {applied} limit of {limit:.0f} MB: use a "
+            "slim base, a builder stage for compilers and pip, and no caches in the final stage",
             **evidence,
         )
-    return _passed(f"{size:.0f} MB (limit {spec.size_limit_mb:.0f} MB)", **evidence)
+    return _passed(f"{size:.0f} MB (limit {limit:.0f} MB, {applied})", **evidence)
 
 
 def check_size_reduction(session: Session, check: catalog.Check) -> Outcome:
@@ -584,7 +721,9 @@ def check_non_root(session: Session, check: catalog.Check) -> Outcome:
         return _error(f"docker top failed: {top.tail()}")
     rows = [line.split(None, 2) for line in top.stdout.strip().splitlines()[1:]]
     uids = sorted({row[0] for row in rows if row})
-    evidence = {"uids": uids, "processes": [row[-1] for row in rows][:5]}
+    evidence: dict[str, Any] = {"uids": uids, "processes": [row[-1] for row in rows][:5]}
+    stages = dockerfile_stages(session.target.read_text(session.dockerfile()) or "")
+    evidence["dockerfile_user"] = stages[-1].get("user") if stages else None
     if not uids:
         return _error("docker top listed no process", **evidence)
     if "0" in uids or "root" in uids:
@@ -596,26 +735,59 @@ def check_non_root(session: Session, check: catalog.Check) -> Outcome:
 
 
 def _request_args(session: Session, check: catalog.Check) -> list[str] | str:
-    if check.json_file:
+    if check.json_file and (session.target.exists(check.json_file) or not session.env.grading):
         return ["--json-file", f"{session.target.workdir}/{check.json_file}"]
     if check.file:
         return ["--file", f"{session.target.workdir}/{check.file}"]
+    if session.env.grading:  # any body: the request only has to be in flight
+        return ["--json", "{}"]
     return "lab.yml gives this check no request body (file or json_file)"
+
+
+SHELLS = ("sh", "bash", "dash", "ash", "zsh")
+
+
+def _shell_form(session: Session) -> str | None:
+    """Why the final stage's command cannot get SIGTERM: a shell-form CMD or ENTRYPOINT
+    makes ``/bin/sh -c`` PID 1, and it passes no signal on (unless it ``exec``s)."""
+    text = session.target.read_text(session.dockerfile()) or ""
+    stages = dockerfile_stages(text)
+    if not stages:
+        return None
+    final = stages[-1]
+    command = final.get("entrypoint") or final.get("cmd")
+    if not command or command["exec_form"] or command["value"].startswith("exec "):
+        return None
+    which = "ENTRYPOINT" if final.get("entrypoint") else "CMD"
+    return (
+        f"{which} {command['value'][:60]} is in shell form: /bin/sh is PID 1 and does not "
+        f'pass SIGTERM on; write it in exec form, {which} ["python", ...]'
+    )
+
+
+def _pid1(session: Session, container: str) -> str | None:
+    top = session.docker("top", container, "-eo", "pid,comm", timeout=30)
+    rows = [line.split(None, 1) for line in top.stdout.strip().splitlines()[1:]]
+    return rows[0][1].strip() if rows and len(rows[0]) == 2 else None
 
 
 def check_graceful_shutdown(session: Session, check: catalog.Check) -> Outcome:
     """``docker stop`` with a request in flight: it is answered and the container exits 0
     before the stop timeout. The request is held open by sending its body slowly, so no
-    hook in the service is needed."""
+    hook in the service is needed. A shell-form command fails without a run."""
     request = _request_args(session, check)
     if isinstance(request, str):
         return _error(request)
     for name in (check.file, check.json_file):
-        if name and not session.target.exists(name):
+        if name and not session.target.exists(name) and not session.env.grading:
             return _failed(f"{name} is not in your lab directory")
+    shell = _shell_form(session)
+    if shell:
+        return _failed(shell, form="shell")
     running = session.start(None, suffix="graceful")
     if running.url is None or running.container is None:
         return _failed(str(running.problem))
+    pid1 = _pid1(session, running.container)
     seen = session.target.probe(
         "graceful",
         running.url + check.path,
@@ -632,12 +804,18 @@ def check_graceful_shutdown(session: Session, check: catalog.Check) -> Outcome:
         key: seen.get(key)
         for key in ("status", "exit_code", "stop_seconds", "response_seconds", "stop_timeout")
     }
+    evidence["pid1"] = pid1
     code, stopped = seen.get("exit_code"), seen.get("stop_seconds") or 0.0
     if code == 137 or stopped >= STOP_TIMEOUT - 0.5:
+        why = (
+            f"PID 1 is {pid1}, a shell that passes no signal on: end the entrypoint script "
+            'with exec "$@"'
+            if pid1 in SHELLS
+            else "the server never acted on SIGTERM: run it as PID 1 with an exec-form CMD "
+            "and handle SIGTERM (a PID 1 without a handler ignores it)"
+        )
         return _failed(
-            f"docker stop waited {stopped:.0f}s and killed it (exit {code}): the server never "
-            'acted on SIGTERM; use an exec-form CMD ["python", ...] so it runs as PID 1',
-            **evidence,
+            f"docker stop waited {stopped:.0f}s and killed it (exit {code}): {why}", **evidence
         )
     if seen.get("status") is None:
         return _failed(
@@ -645,7 +823,7 @@ def check_graceful_shutdown(session: Session, check: catalog.Check) -> Outcome:
             "finish in-flight requests before it exits (e.g. uvicorn's timeout_graceful_shutdown)",
             **evidence,
         )
-    if seen["status"] >= 500:
+    if seen["status"] >= 500 and "--json" not in request:
         return _failed(f"the request in flight was answered {seen['status']}", **evidence)
     if code != 0:
         return _failed(
@@ -672,11 +850,39 @@ def check_env_config(session: Session, check: catalog.Check) -> Outcome:
     return _passed(f"started with PORT={port}, it answered on {port}", port=port)
 
 
+def instructions(text: str) -> list[dict[str, Any]]:
+    return list(DockerfileParser(fileobj=io.BytesIO(text.encode())).structure)
+
+
+def dockerfile_args(text: str) -> dict[str, str]:
+    """The ARGs declared before the first FROM, with their defaults ("" without one)."""
+    found: dict[str, str] = {}
+    for instruction in instructions(text):
+        if instruction["instruction"] == "FROM":
+            break
+        if instruction["instruction"] == "ARG":
+            for word in shlex.split(instruction["value"]):
+                key, _, default = word.partition("=")
+                found[key] = default
+    return found
+
+
+def _substitute(value: str, variables: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(3)
+        fallback = match.group(2)
+        return variables.get(name) or (fallback[2:] if fallback else "")
+
+    return re.sub(r"\$\{(\w+)(:-[^}]*)?\}|\$(\w+)", one, value)
+
+
 def dockerfile_stages(text: str) -> list[dict[str, Any]]:
-    """The Dockerfile's stages: base, name, and the stages its COPY --from lines name."""
-    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()))
+    """The Dockerfile's stages: base (global ARG defaults substituted), name, the stages
+    its COPY --from lines name, its last USER, and its last CMD and ENTRYPOINT with
+    whether each is in exec (JSON) form."""
+    variables = dockerfile_args(text)
     stages: list[dict[str, Any]] = []
-    for instruction in parser.structure:
+    for instruction in instructions(text):
         kind, value = instruction["instruction"], instruction["value"]
         if kind == "FROM":
             words = value.split()
@@ -685,7 +891,7 @@ def dockerfile_stages(text: str) -> list[dict[str, Any]]:
             name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
             stages.append(
                 {
-                    "base": words[0] if words else "",
+                    "base": _substitute(words[0], variables) if words else "",
                     "name": name,
                     "copies_from": [],
                     "platform": options,
@@ -696,14 +902,29 @@ def dockerfile_stages(text: str) -> list[dict[str, Any]]:
             stages[-1]["copies_from"] += [source.lower() for source in found]
         elif kind == "USER" and stages:
             stages[-1]["user"] = value.strip()
+        elif kind in ("CMD", "ENTRYPOINT") and stages:
+            stages[-1][kind.lower()] = {
+                "value": value.strip(),
+                "exec_form": value.strip().startswith("["),
+            }
     return stages
 
 
+def stage_index(stages: list[dict[str, Any]], reference: str, before: int) -> int | None:
+    """Which earlier stage ``reference`` (a FROM or COPY --from value) names, if any."""
+    for index in range(before):
+        if reference.lower() == stages[index]["name"] or reference == str(index):
+            return index
+    return None
+
+
 def check_multi_stage(session: Session, check: catalog.Check) -> Outcome:
-    """Several stages; the final one starts from a base (not from a build stage) and copies
-    from the others; build-only libraries (``absent_imports``) are not in the image."""
+    """Several stages, and the final one takes only what it copies from a stage it does
+    not descend from: a last stage that only extends a build stage (``FROM builder``)
+    keeps everything that stage installed. Build-only libraries (``absent_imports``) are
+    not in the image."""
     spec = _service_spec(session)
-    dockerfile = f"{session.lab.student_context(spec)}/{spec.dockerfile}" if spec else "Dockerfile"
+    dockerfile = session.dockerfile(spec)
     text = session.target.read_text(dockerfile)
     if text is None:
         return _failed(f"{dockerfile} is missing")
@@ -716,17 +937,24 @@ def check_multi_stage(session: Session, check: catalog.Check) -> Outcome:
             "then copy only what runs into a final stage",
             **evidence,
         )
-    final = stages[-1]
-    indices = [str(i) for i in range(len(stages) - 1)]
-    if final["base"].lower() in names or final["base"] in indices:
-        return _failed(
-            f"the final stage starts FROM {final['base']}: it keeps everything that stage "
-            "installed; start it from the base image and COPY --from what it needs",
-            **evidence,
-        )
-    sources = [s for s in final["copies_from"] if s in names or s in indices]
+    last = len(stages) - 1
+    final = stages[last]
+    ancestry: list[int] = []  # the stages the final one is built on top of
+    parent = stage_index(stages, final["base"], last)
+    while parent is not None and parent not in ancestry:
+        ancestry.append(parent)
+        parent = stage_index(stages, stages[parent]["base"], parent)
+    copied = [stage_index(stages, source, last) for source in final["copies_from"]]
+    sources = [stages[i]["name"] or str(i) for i in copied if i is not None and i not in ancestry]
     evidence["final_copies_from"] = sources
+    evidence["final_from"] = final["base"]
     if not sources:
+        if ancestry:
+            return _failed(
+                f"the final stage starts FROM {final['base']}: it keeps everything that stage "
+                "installed; start it from the base image and COPY --from what it needs",
+                **evidence,
+            )
         return _failed("the final stage copies nothing from the other stages", **evidence)
     if check.absent_imports and spec:
         built = session.build(spec.name)

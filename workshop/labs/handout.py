@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from workshop import state
-from workshop.labs import catalog
+from workshop.labs import bases, catalog
 
 MATERIALS = "materials"
 MANIFEST = "manifest.json"
@@ -53,10 +53,7 @@ From scikit-image's sample data (`skimage.data`), each free to use:
 Files = dict[str, bytes]
 
 
-def extra_ca_bundle() -> Path | None:
-    """The CA bundle builds trust (README, "Extra CA bundle"), when there is one."""
-    bundle = Path(os.environ.get("WORKSHOP_EXTRA_CA_BUNDLE", catalog.DEFAULT_CA_BUNDLE))
-    return bundle if bundle.is_file() else None
+extra_ca_bundle = bases.extra_ca_bundle
 
 
 @functools.cache

@@ -6,8 +6,10 @@ imported by the kit's code: the target has a plain Python 3 and the docker CLI, 
 of ours. Subcommands:
 
     http METHOD URL [--file PATH | --random-png N | --json-file PATH] [--field NAME]
-    wait URL --container NAME [--timeout S]
-    graceful URL --container NAME (--file PATH | --json-file PATH) [--stop-timeout S]
+    wait URL... --container NAME [--timeout S] [--any-status]
+    graceful URL --container NAME (--file PATH | --json-file PATH | --json TEXT)
+             [--stop-timeout S]
+    layers IMAGE [--timeout S]
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import json
 import mimetypes
 import os
 import random
+import re
 import socket
 import struct
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.parse
@@ -73,6 +77,8 @@ def request_body(args: argparse.Namespace) -> tuple[bytes | None, str | None]:
     if getattr(args, "json_file", None):
         with open(args.json_file, "rb") as handle:
             return handle.read(), "application/json"
+    if getattr(args, "json", None):
+        return args.json.encode(), "application/json"
     return None, None
 
 
@@ -114,7 +120,8 @@ def container_state(name: str) -> dict:
 
 
 def wait(args: argparse.Namespace) -> dict:
-    """Poll URL until it answers 200, the container stops, or the time is up."""
+    """Poll the URLs until one answers 200 (with --any-status: any HTTP status), the
+    container stops, or the time is up. The first URL is where the service should be."""
     started = time.monotonic()
     last: dict = {}
     while time.monotonic() - started < args.timeout:
@@ -126,15 +133,19 @@ def wait(args: argparse.Namespace) -> dict:
                 "exit_code": state.get("ExitCode"),
                 "seconds": round(time.monotonic() - started, 1),
             }
-        try:
-            with urllib.request.urlopen(args.url, timeout=3) as response:  # noqa: S310
-                last = {"status": response.status}
-                if response.status == 200:
-                    return {"ok": True, "status": 200, "seconds": elapsed(started)}
-        except urllib.error.HTTPError as exc:
-            last = {"status": exc.code}
-        except (OSError, urllib.error.URLError) as exc:
-            last = {"error": f"{type(exc).__name__}: {exc}"}
+        for url in args.url:
+            try:
+                with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except (OSError, urllib.error.URLError) as exc:
+                if url == args.url[0]:
+                    last = {"error": f"{type(exc).__name__}: {exc}"}
+                continue
+            if status == 200 or args.any_status:
+                return {"ok": True, "status": status, "url": url, "seconds": elapsed(started)}
+            last = {"status": status, "url": url}
         time.sleep(0.5)
     return {"ok": False, "state": "running", "last": last, "seconds": elapsed(started)}
 
@@ -161,7 +172,7 @@ def graceful(args: argparse.Namespace) -> dict:
     the rest: a server that drains in-flight requests on SIGTERM answers it and exits 0."""
     body, content_type = request_body(args)
     if body is None:
-        return {"error": "graceful needs --file or --json-file"}
+        return {"error": "graceful needs --file, --json-file or --json"}
     url = urllib.parse.urlsplit(args.url)
     head = (
         f"POST {url.path or '/'}{'?' + url.query if url.query else ''} HTTP/1.1\r\n"
@@ -200,6 +211,126 @@ def graceful(args: argparse.Namespace) -> dict:
     return result
 
 
+# --- what an image's layers hold (the grader's warnings) ---------------------------------
+
+SECRET_FILES = re.compile(
+    r"(^|/)(id_(rsa|dsa|ecdsa|ed25519)|\.env|\.netrc|\.pypirc|\.git-credentials"
+    r"|\.aws/credentials|\.docker/config\.json|[^/]+\.(pem|key|p12|pfx))$"
+)
+SECRET_TEXT = {
+    "a private key": re.compile(rb"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
+    "an AWS access key": re.compile(rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "an AWS secret key": re.compile(rb"(?i)aws_secret_access_key\s*[=:]\s*\S{20,}"),
+    "a GitHub token": re.compile(rb"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
+    "a Slack token": re.compile(rb"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+    "a registry login": re.compile(rb'"auth"\s*:\s*"[A-Za-z0-9+/=]{8,}"'),
+}
+# system and library trees: a key file there is a package's (test data, CA store)
+SYSTEM = re.compile(
+    r"^(usr|lib|lib32|lib64|bin|sbin|etc/ssl|etc/ca-certificates|var/lib/dpkg|proc|sys)/"
+    r"|/(site-packages|dist-packages|node_modules)/"
+)
+APT_LISTS = re.compile(r"^var/lib/apt/lists/(?!lock$|partial/|auxfiles/)[^/]+$")
+PIP_CACHE = re.compile(r"(^|/)\.cache/pip/.")
+TEXT_LIMIT = 262144
+
+
+def _normal(name: str) -> str:
+    return name[2:] if name.startswith("./") else name.lstrip("/")
+
+
+def _scan_layer(layer: tarfile.TarFile) -> dict:
+    """One layer: the files that matter to the warnings, and its whiteouts."""
+    found: dict = {"secrets": [], "added": {}, "whiteouts": [], "opaque": []}
+    for member in layer:
+        name = _normal(member.name)
+        base = name.rsplit("/", 1)[-1]
+        parent = name[: -len(base)].rstrip("/")
+        if base == ".wh..wh..opq":
+            found["opaque"].append(parent)
+            continue
+        if base.startswith(".wh."):
+            found["whiteouts"].append(f"{parent}/{base[4:]}".lstrip("/"))
+            continue
+        if not member.isfile():
+            continue
+        if APT_LISTS.match(name) or PIP_CACHE.search(name):
+            found["added"][name] = member.size
+        if SYSTEM.search(name):
+            continue
+        if SECRET_FILES.search(name) and not name.endswith("extra-ca.crt"):
+            found["secrets"].append({"path": name, "kind": "a credentials file"})
+            continue
+        if 0 < member.size <= TEXT_LIMIT:
+            handle = layer.extractfile(member)
+            data = handle.read() if handle else b""
+            for kind, pattern in SECRET_TEXT.items():
+                if pattern.search(data):  # the path and kind only: never the value
+                    found["secrets"].append({"path": name, "kind": kind})
+                    break
+    return found
+
+
+def layers(args: argparse.Namespace) -> dict:
+    """``docker save`` the image and read each layer as it streams past: credentials in
+    any layer (a later deletion does not take them out of the image), and apt lists and
+    pip caches left in the final filesystem."""
+    started = time.monotonic()
+    saver = subprocess.Popen(
+        ["docker", "save", args.image], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    scanned: dict = {}
+    order: list = []
+    assert saver.stdout is not None
+    try:
+        with tarfile.open(fileobj=saver.stdout, mode="r|") as outer:
+            for member in outer:
+                if time.monotonic() - started > args.timeout:
+                    raise TimeoutError(f"reading the layers took over {args.timeout:.0f}s")
+                if not member.isfile():
+                    continue
+                handle = outer.extractfile(member)
+                if handle is None:
+                    continue
+                if member.name == "manifest.json":
+                    order = json.loads(handle.read())[0]["Layers"]
+                    continue
+                if member.size < 512 or member.name.endswith((".json", "VERSION")):
+                    continue
+                try:
+                    with tarfile.open(fileobj=handle, mode="r|*") as layer:
+                        scanned[member.name] = _scan_layer(layer)
+                except tarfile.ReadError:
+                    continue  # a config blob, not a layer
+    except (tarfile.TarError, OSError, TimeoutError, ValueError, KeyError) as exc:
+        saver.kill()
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        saver.wait(timeout=60)
+    if saver.returncode != 0:
+        assert saver.stderr is not None
+        return {"error": f"docker save failed: {saver.stderr.read().decode()[-300:]}"}
+    final: dict = {}
+    secrets: list = []
+    for index, name in enumerate(order, start=1):
+        layer = scanned.get(name, {"secrets": [], "added": {}, "whiteouts": [], "opaque": []})
+        for path in layer["opaque"]:
+            final = {k: v for k, v in final.items() if not k.startswith(path + "/")}
+        for path in layer["whiteouts"]:
+            final = {k: v for k, v in final.items() if k != path and not k.startswith(path + "/")}
+        final.update(layer["added"])
+        secrets += [{**hit, "layer": index} for hit in layer["secrets"]]
+    apt = sorted(path for path in final if APT_LISTS.match(path))
+    pip = sorted(path for path in final if PIP_CACHE.search(path))
+    return {
+        "layers": len(order),
+        "secrets": secrets,
+        "apt_lists": {"files": len(apt), "bytes": sum(final[p] for p in apt)},
+        "pip_cache": {"files": len(pip), "bytes": sum(final[p] for p in pip), "first": pip[:3]},
+        "seconds": elapsed(started),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="probe")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +341,7 @@ def main() -> None:
     for sub in (one, graceful_parser := commands.add_parser("graceful")):
         sub.add_argument("--file")
         sub.add_argument("--json-file")
+        sub.add_argument("--json")
         sub.add_argument("--field", default="file")
     one.add_argument("--random-png", type=int)
     graceful_parser.add_argument("url")
@@ -218,11 +350,15 @@ def main() -> None:
     graceful_parser.add_argument("--settle", type=float, default=0.7)
     graceful_parser.add_argument("--hold", type=float, default=1.5)
     waiter = commands.add_parser("wait")
-    waiter.add_argument("url")
+    waiter.add_argument("url", nargs="+")
     waiter.add_argument("--container", required=True)
     waiter.add_argument("--timeout", type=float, default=90)
+    waiter.add_argument("--any-status", action="store_true")
+    scanner = commands.add_parser("layers")
+    scanner.add_argument("image")
+    scanner.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
-    handler = {"http": http, "wait": wait, "graceful": graceful}[args.command]
+    handler = {"http": http, "wait": wait, "graceful": graceful, "layers": layers}[args.command]
     json.dump(handler(args), sys.stdout)
 
 

@@ -3,11 +3,13 @@ prepare, provision, deploy, check, report and cards, over real SSH."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shlex
 import stat
 import subprocess
+import tarfile
 from pathlib import Path
 
 import docker
@@ -286,3 +288,54 @@ def test_a_card_rendered_and_read_back_logs_the_student_in(classroom, tmp_path):
             allow_agent=False,
             timeout=10,
         )
+
+
+@pytest.fixture(scope="module")
+def graded(classroom):
+    """student01's practical is the grading tests' stdlib sample, on their VM; student02
+    still has the practical's starter, as delivered."""
+    sample = REPO / "tests" / "workshop" / "grading" / "samples" / "stdlib"
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        tar.add(sample, arcname=".")
+    archive.seek(0)
+    with connect(admin(classroom, 0)) as conn:
+        conn.put(archive, "/tmp/practical.tar")
+        conn.run("chmod 644 /tmp/practical.tar", hide=True)
+    as_student(classroom, 0, "rm -rf ~/labs/practical && mkdir -p ~/labs/practical")
+    as_student(classroom, 0, "tar -xf /tmp/practical.tar -C ~/labs/practical")
+    return workshop(classroom, "grade", "--json", "--health-timeout", "30")
+
+
+def test_grade_cohort_grades_each_practical_on_its_vm(graded, classroom):
+    assert graded.returncode == 0, graded.stderr  # every submission graded
+    cards = {card["student"]: card for card in json.loads(graded.stdout)}
+    done = cards["student01"]
+    assert done["score"] == 7, [
+        r["message"] for r in done["requirements"] if r["status"] != "passed"
+    ]
+    assert done["source"] == "student01@student-01:~/labs/practical"
+    graceful = next(r for r in done["requirements"] if r["kind"] == "graceful_shutdown")
+    assert graceful["evidence"]["exit_code"] == 0
+    starter = cards["student02"]
+    assert starter["status"] == "graded"
+    assert starter["score"] < 7
+    stages = next(r for r in starter["requirements"] if r["kind"] == "multi_stage")
+    assert stages["status"] == "failed"
+    assert "1 stage" in stages["message"]
+    saved = Path(classroom["state_dir"]) / "grades" / "student01.json"
+    assert json.loads(saved.read_text())["score"] == 7
+    with connect(admin(classroom, 0)) as conn:
+        left = conn.sudo("docker ps -a --format '{{.Names}}'; docker images", hide=True).stdout
+    assert "ws-check" not in left
+
+
+def test_the_report_has_the_practicals_scorecards(graded, classroom, tmp_path):
+    page = tmp_path / "report.html"
+    made = workshop(classroom, "report", "--html", str(page))
+    assert made.returncode == 0, made.stderr
+    soup = BeautifulSoup(page.read_text(), "html.parser")
+    rows = {row["data-student"]: row for row in soup.select("#grades-table tbody tr")}
+    assert rows["student01"]["data-score"] == "7"
+    assert int(rows["student02"]["data-score"]) < 7
+    assert "1 stage" in rows["student02"].get_text()

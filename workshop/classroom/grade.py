@@ -1,0 +1,118 @@
+"""``workshop grade --cohort C``: every student's practical, graded where it is.
+
+A student's ``~/labs/practical/`` is graded on their own VM, as them (their engine, the
+classroom's base images from the registry); a student whose roster entry names a
+``practical_repo`` has that repository cloned and graded on this machine instead. All
+students at once (a bounded number in flight); one VM that does not answer is that
+student's scorecard, the others finish. Scorecards are kept in
+``state/<cohort>/grades/<login>.json`` and shown by ``workshop report``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import docker
+import paramiko
+
+from workshop import ssh, state
+from workshop.cohort import Cohort, Host, Student
+from workshop.errors import WorkshopError
+from workshop.labs import bases, grade
+from workshop.labs.target import LocalTarget, TargetUnreachable, VmTarget
+
+GRADES_DIR = "grades"
+
+
+def _on_vm(cohort: Cohort, host: Host, student: Student, limits: grade.Limits) -> grade.Scorecard:
+    where = f"{student.login}@{host.name}:~/labs/{grade.PRACTICAL}"
+    try:
+        with ssh.connect(host.ssh_target()) as connection:
+            found = connection.run(f"getent passwd {student.login}", hide=True, warn=True)
+            if not found.ok:
+                return grade.Scorecard(where, message=f"no account {student.login} on {host.name}")
+            home = found.stdout.strip().split(":")[5]
+            target = VmTarget(
+                connection, student.login, f"{home}/labs/{grade.PRACTICAL}", host.name
+            )
+            images = {name: bases.build_arg(name, cohort.registry) for name in bases.BASES}
+            return grade.grade(target, grade.environment(images, limits, target.builder), where)
+    except (OSError, EOFError, paramiko.SSHException, TargetUnreachable) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return grade.Scorecard(
+            where, message=f"{host.name} ({host.address}) does not answer SSH: {reason}"
+        )
+
+
+def _from_repository(
+    url: str, base_images: dict[str, str], limits: grade.Limits
+) -> grade.Scorecard:
+    with tempfile.TemporaryDirectory(prefix="workshop-grade-") as scratch:
+        where = grade.fetch(url, Path(scratch), limits.clone_timeout)
+        if isinstance(where, str):
+            return grade.Scorecard(url, message=where)
+        target = LocalTarget(where)
+        return grade.grade(target, grade.environment(base_images, limits, target.builder), url)
+
+
+def grade_cohort(
+    cohort: Cohort,
+    client: docker.DockerClient | None,
+    *,
+    student: str | None = None,
+    jobs: int = 8,
+    limits: grade.Limits | None = None,
+    on_card: Callable[[grade.Scorecard], None] | None = None,
+) -> list[grade.Scorecard]:
+    """Grade every student's practical (or one student's)."""
+    limits = limits or grade.Limits()
+    if student:
+        cohort.host_of(student)
+    pairs = [
+        (host, person)
+        for host in cohort.hosts
+        for person in host.students
+        if not student or person.login == student
+    ]
+    if not pairs:
+        raise WorkshopError(f"cohort {cohort.name!r} has no students in its inventory")
+    base_images: dict[str, str] = {}
+    if any(person.practical_repo for _, person in pairs):
+        if client is None:
+            raise WorkshopError("grading a practical_repo needs this machine's Docker engine")
+        base_images = grade.local_bases(client)
+
+    def one(pair: tuple[Host, Student]) -> grade.Scorecard:
+        host, person = pair
+        if person.practical_repo:
+            card = _from_repository(person.practical_repo, base_images, limits)
+        else:
+            card = _on_vm(cohort, host, person, limits)
+        card.student, card.host = person.login, host.name
+        card.graded_at = card.graded_at or datetime.now(UTC).isoformat(timespec="seconds")
+        state.write_file(
+            cohort.state_dir / GRADES_DIR / f"{person.login}.json",
+            json.dumps(card.to_dict(), indent=2) + "\n",
+        )
+        if on_card:
+            on_card(card)
+        return card
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(pairs)))) as pool:
+        return list(pool.map(one, pairs))
+
+
+def saved_grades(cohort: Cohort) -> list[grade.Scorecard]:
+    """The cohort's last scorecards, as ``workshop grade --cohort`` saved them."""
+    directory = cohort.state_dir / GRADES_DIR
+    if not directory.is_dir():
+        return []
+    return [
+        grade.Scorecard.from_dict(json.loads(path.read_text()))
+        for path in sorted(directory.glob("*.json"))
+    ]

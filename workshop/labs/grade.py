@@ -1,0 +1,276 @@
+"""The practical assessment's grader: one scorecard per submission.
+
+A submission is a directory (a student's ``~/labs/practical/`` on their VM, a local
+checkout) or a git URL, cloned here under a timeout. The seven requirements are the
+practical's ``lab.yml`` checks, run by the same code as ``workshop check``
+(``checks.py``) in its grading mode: the service is found on ``$PORT`` (or an EXPOSEd
+port, which then costs requirement 6), any framework and any model. Warnings beyond the
+seven come from ``audit.py``. Untrusted code builds and runs with resource limits, no host
+mounts, no privileges, every step under a timeout, and everything it made is removed
+after; a submission that cannot be built or never answers gets a scorecard that says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from workshop.labs import audit, bases, catalog, checks
+from workshop.labs.target import LocalTarget, Target, TargetUnreachable
+
+PRACTICAL = "practical"
+GRADED, NOT_GRADED = "graded", "not graded"
+CLONE_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an untrusted submission may use while it is graded."""
+
+    memory: str = "2g"
+    cpus: float = 1.5
+    pids: int = 512
+    build_timeout: float = 600
+    health_timeout: float = 60
+    clone_timeout: float = CLONE_TIMEOUT
+
+    def run_options(self) -> tuple[str, ...]:
+        return (
+            "--memory",
+            self.memory,
+            "--memory-swap",
+            self.memory,
+            "--cpus",
+            str(self.cpus),
+            "--pids-limit",
+            str(self.pids),
+            "--security-opt",
+            "no-new-privileges",
+        )
+
+    def build_options(self, builder: str) -> tuple[str, ...]:
+        # The classic builder runs each step in a container with these limits; BuildKit
+        # takes none on `docker build` (its steps are bounded by the build timeout).
+        if builder != "classic":
+            return ()
+        return ("--memory", self.memory, "--memory-swap", self.memory)
+
+
+@dataclass
+class Scorecard:
+    """One submission: each requirement's verdict and evidence, and the warnings."""
+
+    source: str
+    status: str = NOT_GRADED
+    message: str = ""
+    requirements: list[checks.CheckResult] = field(default_factory=list)
+    warnings: list[audit.Finding] = field(default_factory=list)
+    score: int = 0
+    total: int = 0
+    size_limit: str = ""
+    graded_at: str = ""
+    seconds: float = 0.0
+    student: str | None = None
+    host: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Scorecard:
+        raw = dict(raw)
+        requirements = [checks.CheckResult(**item) for item in raw.pop("requirements", [])]
+        warnings = [audit.Finding(**item) for item in raw.pop("warnings", [])]
+        return cls(**raw, requirements=requirements, warnings=warnings)
+
+
+def requirements() -> list[catalog.Check]:
+    """The seven requirements, in the assignment's order."""
+    return catalog.load(PRACTICAL).checks
+
+
+def environment(base_images: dict[str, str], limits: Limits, builder: str) -> checks.Environment:
+    """How a submission is built and run: the classroom's bases, grading mode, limits."""
+    return checks.Environment(
+        bases=base_images,
+        published={},
+        health_timeout=limits.health_timeout,
+        grading=True,
+        run_options=limits.run_options(),
+        build_options=limits.build_options(builder),
+        build_timeout=limits.build_timeout,
+    )
+
+
+def _headline(card: Scorecard, session: checks.Session) -> str:
+    """The one problem that explains the most failures, else the score."""
+    built = session.built.get("service")
+    if built is not None and built.tag is None:
+        return str(built.problem)
+    if session.unready:
+        return session.unready
+    return f"{card.score} of {card.total} requirements met"
+
+
+def _unique(findings: list[audit.Finding]) -> list[audit.Finding]:
+    """One warning per thing: ENV API_TOKEN=... is seen in the Dockerfile and the image."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for finding in findings:
+        key = (finding.code, str(finding.evidence.get("name") or finding.message))
+        if key not in seen:
+            seen.add(key)
+            kept.append(finding)
+    return kept
+
+
+def grade(target: Target, env: checks.Environment, source: str) -> Scorecard:
+    """Grade the submission in ``target``'s directory; everything it made is removed."""
+    started = time.monotonic()
+    lab = catalog.load(PRACTICAL)
+    card = Scorecard(source, graded_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    session = checks.Session(lab, target, env)
+    try:
+        if not target.exists("."):
+            card.message = f"{target.workdir} does not exist"
+            return card
+        card.requirements = [checks.run_check(session, check) for check in lab.checks]
+        card.total = len(card.requirements)
+        card.score = sum(1 for result in card.requirements if result.passed)
+        size = next((r for r in card.requirements if r.kind == "size"), None)
+        if size and "limit_applied" in size.evidence:
+            card.size_limit = (
+                f"{size.evidence['limit_mb']:.0f} MB ({size.evidence['limit_applied']})"
+            )
+        text = target.read_text(session.dockerfile())
+        if text is None:
+            card.message = (
+                "no Dockerfile at the top of the submission: the assignment asks for one there"
+            )
+        else:
+            context_ignore = target.exists(".dockerignore")
+            card.warnings += audit.static_findings(text, has_dockerignore=context_ignore)
+            linted = audit.hadolint(text)
+            if isinstance(linted, str):
+                card.warnings.append(audit.Finding("hadolint", linted))
+            else:
+                card.warnings += linted
+            built = session.built.get("service")
+            if built is not None and built.tag:
+                card.warnings += audit.image_findings(session, built.tag)
+            card.message = _headline(card, session)
+        card.warnings = _unique(card.warnings)
+        card.status = GRADED
+    except TargetUnreachable as exc:
+        card.status, card.message = NOT_GRADED, str(exc)
+    finally:
+        with contextlib.suppress(TargetUnreachable):
+            session.cleanup()
+        card.seconds = round(time.monotonic() - started, 1)
+    return card
+
+
+# --- submissions on this machine: directories and git URLs ------------------------------
+
+
+def _is_git_url(source: str) -> bool:
+    if "://" in source or source.startswith("git@"):
+        return True
+    path = Path(source)
+    return path.is_dir() and (path / "HEAD").is_file() and (path / "objects").is_dir()
+
+
+def fetch(source: str, scratch: Path, timeout: float = CLONE_TIMEOUT) -> Path | str:
+    """The submission's directory: ``source`` itself, or a clone of it in ``scratch``;
+    else why not. A clone never waits for a password or a host key."""
+    if not _is_git_url(source):
+        path = Path(source)
+        if path.is_dir():
+            return path.resolve()
+        return f"{source} is neither a directory nor a git URL"
+    destination = scratch / "submission"
+    environment = {
+        **os.environ,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "true",
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o ConnectTimeout=15",
+    }
+    try:
+        cloned = subprocess.run(
+            ["git", "clone", "--depth", "1", "--quiet", "--", source, str(destination)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=environment,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"git clone {source} took over {timeout:.0f}s: is the URL reachable from here?"
+    except OSError as exc:
+        return f"git could not run: {exc}"
+    if cloned.returncode != 0:
+        lines = [line for line in cloned.stderr.strip().splitlines() if line.strip()]
+        return f"git clone {source} failed: {lines[-1] if lines else f'exit {cloned.returncode}'}"
+    return destination
+
+
+def local_bases(
+    client: docker.DockerClient, *, trust_extra_ca: bool | None = None
+) -> dict[str, str]:
+    """The stand-ins on this engine: python always (built if missing), the others where
+    they are already built; with the extra CA trusted when asked for."""
+    bundle = bases.trusted_bundle(trust_extra_ca)
+    found = {}
+    for name, base in bases.BASES.items():
+        if name != "python":
+            try:
+                client.images.get(base.local)
+            except docker.errors.ImageNotFound:
+                continue
+        result = bases.build_base(client, base)
+        if bundle is not None:
+            result = bases.trusting(client, result, bundle)
+        found[name] = result.local
+    return found
+
+
+def grade_sources(
+    client: docker.DockerClient,
+    sources: list[str],
+    *,
+    jobs: int = 2,
+    limits: Limits | None = None,
+    trust_extra_ca: bool | None = None,
+    on_card: Callable[[Scorecard], None] | None = None,
+) -> list[Scorecard]:
+    """Grade each source on this machine's engine, ``jobs`` at a time, in order."""
+    limits = limits or Limits()
+    base_images = local_bases(client, trust_extra_ca=trust_extra_ca)
+
+    def one(source: str) -> Scorecard:
+        with tempfile.TemporaryDirectory(prefix="workshop-grade-") as scratch:
+            where = fetch(source, Path(scratch), limits.clone_timeout)
+            if isinstance(where, str):
+                card = Scorecard(source, NOT_GRADED, where)
+                card.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
+            else:
+                target = LocalTarget(where)
+                card = grade(target, environment(base_images, limits, target.builder), source)
+        if on_card:
+            on_card(card)
+        return card
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(sources)))) as pool:
+        return list(pool.map(one, sources))
