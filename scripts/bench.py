@@ -395,10 +395,6 @@ def bench_labs(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
     return rows
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def bench_grade(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
     """The grader: one submission cold and warm; 10 at once vs one after another."""
     import shutil
@@ -458,3 +454,7 @@ def bench_grade(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
             )
         )
     return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())

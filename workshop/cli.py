@@ -726,6 +726,7 @@ def grade_command(
             jobs=jobs,
             limits=limits,
             on_card=progress,
+            trust_extra_ca=trust_extra_ca,
         )
     else:
         cards = grade.grade_sources(

@@ -11,11 +11,9 @@ student's scorecard, the others finish. Scorecards are kept in
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 
 import docker
 import paramiko
@@ -24,22 +22,35 @@ from workshop import ssh, state
 from workshop.cohort import Cohort, Host, Student
 from workshop.errors import WorkshopError
 from workshop.labs import bases, grade
-from workshop.labs.target import LocalTarget, TargetUnreachable, VmTarget
+from workshop.labs.target import TargetUnreachable, VmTarget
 
 GRADES_DIR = "grades"
+
+
+# Where a student's practical is on their VM: the first of these that exists.
+PLACES = ("practical", f"labs/{grade.PRACTICAL}")
 
 
 def _on_vm(cohort: Cohort, host: Host, student: Student, limits: grade.Limits) -> grade.Scorecard:
     where = f"{student.login}@{host.name}:~/labs/{grade.PRACTICAL}"
     try:
         with ssh.connect(host.ssh_target()) as connection:
-            found = connection.run(f"getent passwd {student.login}", hide=True, warn=True)
+            found = connection.run(
+                f"getent passwd {student.login}", hide=True, warn=True, timeout=60
+            )
             if not found.ok:
                 return grade.Scorecard(where, message=f"no account {student.login} on {host.name}")
             home = found.stdout.strip().split(":")[5]
-            target = VmTarget(
-                connection, student.login, f"{home}/labs/{grade.PRACTICAL}", host.name
+            tested = connection.run(
+                " || ".join(f"(test -d {home}/{place} && echo {place})" for place in PLACES),
+                hide=True,
+                warn=True,
+                timeout=60,
             )
+            found_place = tested.stdout.strip().splitlines()
+            place = found_place[0] if found_place else PLACES[-1]
+            where = f"{student.login}@{host.name}:~/{place}"
+            target = VmTarget(connection, student.login, f"{home}/{place}", host.name)
             images = {name: bases.build_arg(name, cohort.registry) for name in bases.BASES}
             return grade.grade(target, grade.environment(images, limits, target.builder), where)
     except (OSError, EOFError, paramiko.SSHException, TargetUnreachable) as exc:
@@ -47,17 +58,6 @@ def _on_vm(cohort: Cohort, host: Host, student: Student, limits: grade.Limits) -
         return grade.Scorecard(
             where, message=f"{host.name} ({host.address}) does not answer SSH: {reason}"
         )
-
-
-def _from_repository(
-    url: str, base_images: dict[str, str], limits: grade.Limits
-) -> grade.Scorecard:
-    with tempfile.TemporaryDirectory(prefix="workshop-grade-") as scratch:
-        where = grade.fetch(url, Path(scratch), limits.clone_timeout)
-        if isinstance(where, str):
-            return grade.Scorecard(url, message=where)
-        target = LocalTarget(where)
-        return grade.grade(target, grade.environment(base_images, limits, target.builder), url)
 
 
 def grade_cohort(
@@ -68,6 +68,7 @@ def grade_cohort(
     jobs: int = 8,
     limits: grade.Limits | None = None,
     on_card: Callable[[grade.Scorecard], None] | None = None,
+    trust_extra_ca: bool | None = None,
 ) -> list[grade.Scorecard]:
     """Grade every student's practical (or one student's)."""
     limits = limits or grade.Limits()
@@ -85,14 +86,17 @@ def grade_cohort(
     if any(person.practical_repo for _, person in pairs):
         if client is None:
             raise WorkshopError("grading a practical_repo needs this machine's Docker engine")
-        base_images = grade.local_bases(client)
+        base_images = grade.local_bases(client, trust_extra_ca=trust_extra_ca)
 
     def one(pair: tuple[Host, Student]) -> grade.Scorecard:
         host, person = pair
-        if person.practical_repo:
-            card = _from_repository(person.practical_repo, base_images, limits)
+        repository = person.practical_repo
+        if repository:
+            card = grade.safely(
+                repository, lambda: grade.grade_here(repository, base_images, limits)
+            )
         else:
-            card = _on_vm(cohort, host, person, limits)
+            card = grade.safely(person.login, lambda: _on_vm(cohort, host, person, limits))
         card.student, card.host = person.login, host.name
         card.graded_at = card.graded_at or datetime.now(UTC).isoformat(timespec="seconds")
         state.write_file(

@@ -100,7 +100,7 @@ def static_findings(text: str, *, has_dockerignore: bool) -> list[Finding]:
     stages = dockerfile_stages(text)
     for index, stage in enumerate(stages):
         base = stage["base"]
-        if base.lower() == "scratch" or stage_index(stages, base, index) is not None:
+        if not base or base.lower() == "scratch" or stage_index(stages, base, index) is not None:
             continue
         name = base.rsplit("/", 1)[-1]
         if "@" in name:

@@ -13,7 +13,9 @@ after; a submission that cannot be built or never answers gets a scorecard that 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -136,11 +138,37 @@ def _unique(findings: list[audit.Finding]) -> list[audit.Finding]:
     return kept
 
 
+def shown(source: str) -> str:
+    """A source as it may be shown and kept: a URL's password or token taken out."""
+    return re.sub(r"(://)[^/@\s]+@", r"\1***@", source)
+
+
+def _fit_cpus(target: Target, env: checks.Environment) -> checks.Environment:
+    """``--cpus`` no higher than the target has (docker run refuses more)."""
+    options = list(env.run_options)
+    if "--cpus" not in options:
+        return env
+    counted = target.run(["nproc"], timeout=30)
+    try:
+        available = int(counted.stdout.strip())
+    except ValueError:
+        return env
+    index = options.index("--cpus") + 1
+    options[index] = str(min(float(options[index]), available))
+    return dataclasses.replace(env, run_options=tuple(options))
+
+
 def grade(target: Target, env: checks.Environment, source: str) -> Scorecard:
     """Grade the submission in ``target``'s directory; everything it made is removed."""
     started = time.monotonic()
     lab = catalog.load(PRACTICAL)
+    source = shown(source)
     card = Scorecard(source, graded_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    try:
+        env = _fit_cpus(target, env)
+    except TargetUnreachable as exc:
+        card.message = str(exc)
+        return card
     session = checks.Session(lab, target, env)
     try:
         if not target.exists("."):
@@ -217,13 +245,41 @@ def fetch(source: str, scratch: Path, timeout: float = CLONE_TIMEOUT) -> Path | 
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return f"git clone {source} took over {timeout:.0f}s: is the URL reachable from here?"
+        return (
+            f"git clone {shown(source)} took over {timeout:.0f}s: is the URL reachable from here?"
+        )
     except OSError as exc:
         return f"git could not run: {exc}"
     if cloned.returncode != 0:
         lines = [line for line in cloned.stderr.strip().splitlines() if line.strip()]
-        return f"git clone {source} failed: {lines[-1] if lines else f'exit {cloned.returncode}'}"
+        reason = shown(lines[-1]) if lines else f"exit {cloned.returncode}"
+        return f"git clone {shown(source)} failed: {reason}"
     return destination
+
+
+def safely(source: str, grading: Callable[[], Scorecard]) -> Scorecard:
+    """A grading that fails in a way nobody foresaw is that submission's scorecard: the
+    others are still graded."""
+    try:
+        return grading()
+    except Exception as exc:
+        card = Scorecard(
+            shown(source), NOT_GRADED, f"the grader failed: {type(exc).__name__}: {exc}"
+        )
+        card.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
+        return card
+
+
+def grade_here(source: str, base_images: dict[str, str], limits: Limits) -> Scorecard:
+    """One directory or git URL, graded on this machine's engine."""
+    with tempfile.TemporaryDirectory(prefix="workshop-grade-") as scratch:
+        where = fetch(source, Path(scratch), limits.clone_timeout)
+        if isinstance(where, str):
+            card = Scorecard(shown(source), NOT_GRADED, where)
+            card.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
+            return card
+        target = LocalTarget(where)
+        return grade(target, environment(base_images, limits, target.builder), source)
 
 
 def local_bases(
@@ -260,14 +316,7 @@ def grade_sources(
     base_images = local_bases(client, trust_extra_ca=trust_extra_ca)
 
     def one(source: str) -> Scorecard:
-        with tempfile.TemporaryDirectory(prefix="workshop-grade-") as scratch:
-            where = fetch(source, Path(scratch), limits.clone_timeout)
-            if isinstance(where, str):
-                card = Scorecard(source, NOT_GRADED, where)
-                card.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
-            else:
-                target = LocalTarget(where)
-                card = grade(target, environment(base_images, limits, target.builder), source)
+        card = safely(source, lambda: grade_here(source, base_images, limits))
         if on_card:
             on_card(card)
         return card

@@ -120,8 +120,10 @@ def container_state(name: str) -> dict:
 
 
 def wait(args: argparse.Namespace) -> dict:
-    """Poll the URLs until one answers 200 (with --any-status: any HTTP status), the
-    container stops, or the time is up. The first URL is where the service should be."""
+    """Poll the URLs until the first answers 200, the container stops, or the time is up.
+    With --any-status, a non-200 answer also ends the wait once --any-after seconds have
+    passed (a service that loads answers 503 first); the other URLs (EXPOSEd ports) count
+    once --others-after seconds have passed (a metrics port may be up before $PORT)."""
     started = time.monotonic()
     last: dict = {}
     while time.monotonic() - started < args.timeout:
@@ -131,9 +133,12 @@ def wait(args: argparse.Namespace) -> dict:
                 "ok": False,
                 "state": state.get("Status"),
                 "exit_code": state.get("ExitCode"),
+                "oom_killed": state.get("OOMKilled"),
                 "seconds": round(time.monotonic() - started, 1),
             }
-        for url in args.url:
+        waited = time.monotonic() - started
+        urls = args.url if waited >= args.others_after else args.url[:1]
+        for url in urls:
             try:
                 with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
                     status = response.status
@@ -143,7 +148,7 @@ def wait(args: argparse.Namespace) -> dict:
                 if url == args.url[0]:
                     last = {"error": f"{type(exc).__name__}: {exc}"}
                 continue
-            if status == 200 or args.any_status:
+            if status == 200 or (args.any_status and waited >= args.any_after):
                 return {"ok": True, "status": status, "url": url, "seconds": elapsed(started)}
             last = {"status": status, "url": url}
         time.sleep(0.5)
@@ -220,7 +225,9 @@ SECRET_FILES = re.compile(
 SECRET_TEXT = {
     "a private key": re.compile(rb"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
     "an AWS access key": re.compile(rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    "an AWS secret key": re.compile(rb"(?i)aws_secret_access_key\s*[=:]\s*\S{20,}"),
+    "an AWS secret key": re.compile(
+        rb"(?i)aws_secret_access_key\s*[=:]\s*[\"']?[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
+    ),
     "a GitHub token": re.compile(rb"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
     "a Slack token": re.compile(rb"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
     "a registry login": re.compile(rb'"auth"\s*:\s*"[A-Za-z0-9+/=]{8,}"'),
@@ -354,6 +361,8 @@ def main() -> None:
     waiter.add_argument("--container", required=True)
     waiter.add_argument("--timeout", type=float, default=90)
     waiter.add_argument("--any-status", action="store_true")
+    waiter.add_argument("--any-after", type=float, default=0)
+    waiter.add_argument("--others-after", type=float, default=0)
     scanner = commands.add_parser("layers")
     scanner.add_argument("image")
     scanner.add_argument("--timeout", type=float, default=600)

@@ -122,6 +122,7 @@ class LocalTarget(Target):
                 input=stdin,
                 capture_output=True,
                 text=True,
+                errors="replace",  # a student's file in Latin-1 is read, not a crash
                 timeout=timeout,
                 check=False,
             )
@@ -168,6 +169,11 @@ class VmTarget(Target):
                 "-c",
                 'cd "$0" && exec "$@"',
                 cwd or self.workdir,
+                # the command stops on the VM too when the time is up (then is killed)
+                "timeout",
+                "-k",
+                "10",
+                str(max(1, int(timeout))),
                 *argv,
             ]
         )

@@ -326,7 +326,8 @@ def test_grade_cohort_grades_each_practical_on_its_vm(graded, classroom):
     saved = Path(classroom["state_dir"]) / "grades" / "student01.json"
     assert json.loads(saved.read_text())["score"] == 7
     with connect(admin(classroom, 0)) as conn:
-        left = conn.sudo("docker ps -a --format '{{.Names}}'; docker images", hide=True).stdout
+        left = conn.sudo("docker ps -a --format '{{.Names}}'", hide=True).stdout
+        left += conn.sudo("docker images", hide=True).stdout
     assert "ws-check" not in left
 
 

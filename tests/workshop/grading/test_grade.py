@@ -16,6 +16,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from tests.conftest import run_workshop
+from tests.workshop.labs import work as handout_work
 from workshop.labs import audit, catalog, checks, grade
 from workshop.labs.target import LocalTarget
 
@@ -154,6 +155,47 @@ def graded(engine, tmp_path_factory) -> dict[str, grade.Scorecard]:
             ],
         )
     )
+    sources["answers 503 while it loads"] = str(
+        submission(
+            tmp,
+            "slow-start",
+            [
+                edit(
+                    "import json",
+                    "import json\nimport time\nSTARTED = time.monotonic()",
+                    "server.py",
+                ),
+                edit(
+                    "        if self.path == HEALTH_PATH:",
+                    "        if self.path == HEALTH_PATH and time.monotonic() - STARTED < 6:\n"
+                    '            self.answer(503, {"status": "loading"})\n'
+                    "        elif self.path == HEALTH_PATH:",
+                    "server.py",
+                ),
+            ],
+        )
+    )
+    readme = submission(tmp, "readme-variant", [remove("README.md")])
+    (readme / "readme.md").write_text(
+        "Centroid classifier\n===================\n\nInstalling\n----------\n\n"
+        "    docker build -t c .\n\nUsage\n-----\n\n    docker run -p 8080:8080 c\n\n"
+        "Environment variables\n---------------------\n\n`PORT`: the port (8080).\n"
+    )
+    sources["readme.md with underlined headings"] = str(readme)
+    sources["HEALTHCHECK calls curl, not in the image"] = str(
+        submission(
+            tmp,
+            "curl-healthcheck",
+            [
+                edit(
+                    "HEALTHCHECK --interval=2s --timeout=2s --retries=3 \\\n  CMD [",
+                    "HEALTHCHECK CMD curl -fsS http://127.0.0.1:$PORT/health || exit 1\n# [",
+                )
+            ],
+        )
+    )
+    reference = handout_work.student_copy(catalog.load(grade.PRACTICAL), tmp / "fastapi")
+    sources["FastAPI (the reference)"] = str(reference)
     bare = tmp / "stdlib.git"
     work = submission(tmp, "git-work", [])
     for command in (
@@ -183,7 +225,18 @@ def graded(engine, tmp_path_factory) -> dict[str, grade.Scorecard]:
     return dict(zip(sources, cards, strict=True))
 
 
-@pytest.mark.parametrize("framework", ["stdlib", "flask", "git URL", "entrypoint ending in exec"])
+@pytest.mark.parametrize(
+    "framework",
+    [
+        "stdlib",
+        "flask",
+        "FastAPI (the reference)",
+        "git URL",
+        "entrypoint ending in exec",
+        "answers 503 while it loads",
+        "readme.md with underlined headings",
+    ],
+)
 def test_correct_submissions_meet_all_seven(graded, framework) -> None:
     card = graded[framework]
     failures = [f"{r.name}: {r.message}" for r in card.requirements if not r.passed]
@@ -223,6 +276,16 @@ def test_the_reasons_name_what_to_change(graded) -> None:
     assert "SIGTERM" in killed.message
     assert "PORT=" in by_kind(graded["port fixed at 8000"])["env_config"].message
     assert "configuration" in by_kind(graded["README without configuration"])["readme"].message
+
+
+def test_a_healthcheck_that_cannot_run_fails_requirement_4(graded) -> None:
+    """Docker's default interval is 30 s: the grader waits for the first run of the
+    command, and curl missing from the image fails it even though /health answers."""
+    card = graded["HEALTHCHECK calls curl, not in the image"]
+    health = by_kind(card)["health"]
+    assert not health.passed
+    assert "curl" in health.message
+    assert [r.kind for r in card.requirements if not r.passed] == ["health"]
 
 
 def test_a_gpu_model_gets_the_2_gb_limit_and_says_why(graded) -> None:
