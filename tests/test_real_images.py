@@ -135,3 +135,18 @@ def test_a_docker_the_image_ships_is_kept_and_its_containers_keep_running(profil
     assert after.stdout.split() == [before.strip(), "running"], "the container was restarted"
     daemon = json.loads(root(profiled, "cat /etc/docker/daemon.json").stdout)
     assert daemon["live-restore"] is True
+
+
+@pytest.mark.parametrize("profiled", ["cloud-init-running"], indirect=True)
+def test_cloud_init_still_running_is_waited_for_or_named(profiled):
+    """The real cloud-init, mid first boot: preflight waits for it (it holds apt while it
+    installs the user data's packages), and says so in one line when it takes too long."""
+    assert root(profiled, "cloud-init status").stdout.strip() == "status: running"
+    short = playbook(profiled, "--tags", "preflight", "-e", "preflight_cloud_init_timeout=3")
+    assert short.returncode != 0
+    assert "cloud-init is still running its first boot on student-01 after 3 s" in short.stdout
+    assert re.search(r"student-01\s+-\s+.*failed in preflight", short.stdout), short.stdout[-2000:]
+    waited = playbook(profiled, "--tags", "preflight")
+    assert waited.returncode == 0, waited.stdout[-2000:]
+    assert root(profiled, "cloud-init status").stdout.strip() == "status: done"
+    assert root(profiled, "test -x /usr/bin/jq").ok, "the user data's package was installed"
