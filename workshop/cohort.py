@@ -68,6 +68,20 @@ class Cohort:
         known = ", ".join(student.login for student in self.students) or "none"
         raise WorkshopError(f"no student {login!r} in cohort {self.name!r} (students: {known})")
 
+    def seats(self, student: str | None = None) -> list[tuple[Host, Student]]:
+        """(VM, student) for every student, or for the one named (unknown: an error)."""
+        if student:
+            self.host_of(student)
+        found = [
+            (host, person)
+            for host in self.hosts
+            for person in host.students
+            if not student or person.login == student
+        ]
+        if not found:
+            raise WorkshopError(f"cohort {self.name!r} has no students in its inventory")
+        return found
+
     def password(self, login: str) -> str | None:
         """The student's generated password (``students/<login>/password``), if written."""
         path = self.state_dir / "students" / login / "password"

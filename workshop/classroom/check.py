@@ -22,7 +22,6 @@ import paramiko
 
 from workshop import ssh, state
 from workshop.cohort import Cohort, Host, Student
-from workshop.errors import WorkshopError
 from workshop.labs import catalog, checks, handout
 from workshop.labs.target import TargetUnreachable, VmTarget
 
@@ -86,16 +85,7 @@ def check_cohort(
     """Check ``lab_name`` for every student of ``cohort`` (or one), on their VMs."""
     started = time.monotonic()
     lab = catalog.load(lab_name)
-    if student:
-        cohort.host_of(student)
-    pairs = [
-        (host, person)
-        for host in cohort.hosts
-        for person in host.students
-        if not student or person.login == student
-    ]
-    if not pairs:
-        raise WorkshopError(f"cohort {cohort.name!r} has no students in its inventory")
+    pairs = cohort.seats(student)
     materials = handout.read_materials(cohort.state_dir)
     starter = materials.labs[lab.name].starter if materials and lab.name in materials.labs else {}
     report = CohortCheck(cohort.name, lab.name)

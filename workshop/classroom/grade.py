@@ -72,16 +72,7 @@ def grade_cohort(
 ) -> list[grade.Scorecard]:
     """Grade every student's practical (or one student's)."""
     limits = limits or grade.Limits()
-    if student:
-        cohort.host_of(student)
-    pairs = [
-        (host, person)
-        for host in cohort.hosts
-        for person in host.students
-        if not student or person.login == student
-    ]
-    if not pairs:
-        raise WorkshopError(f"cohort {cohort.name!r} has no students in its inventory")
+    pairs = cohort.seats(student)
     base_images: dict[str, str] = {}
     if any(person.practical_repo for _, person in pairs):
         if client is None:

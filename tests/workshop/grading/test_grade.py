@@ -22,15 +22,6 @@ from workshop.labs.target import LocalTarget
 
 SAMPLES = Path(__file__).with_name("samples")
 STDLIB = SAMPLES / "stdlib"
-REQUIREMENTS = [
-    "multi_stage",
-    "size",
-    "non_root",
-    "health",
-    "graceful_shutdown",
-    "env_config",
-    "readme",
-]
 
 
 def edit(old: str, new: str, file: str = "Dockerfile") -> Callable[[Path], None]:
