@@ -2,7 +2,8 @@
 
 Provisioning readiness comes from ``state/<cohort>/verify/<host>.json`` (site.yml's verify
 stage), each lab's checks from ``state/<cohort>/checks/<lab>/<login>.json`` (``workshop
-check``). The report is data (``--json``) or one self-contained HTML page: inline CSS, no
+check``), the practical's scorecards from ``state/<cohort>/grades/<login>.json``
+(``workshop grade --cohort``). The report is data (``--json``) or one self-contained HTML page: inline CSS, no
 script, no font or image from anywhere, so it opens offline and can be mailed.
 """
 
