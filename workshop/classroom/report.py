@@ -3,8 +3,9 @@
 Provisioning readiness comes from ``state/<cohort>/verify/<host>.json`` (site.yml's verify
 stage), each lab's checks from ``state/<cohort>/checks/<lab>/<login>.json`` (``workshop
 check``), the practical's scorecards from ``state/<cohort>/grades/<login>.json``
-(``workshop grade --cohort``). The report is data (``--json``) or one self-contained HTML page: inline CSS, no
-script, no font or image from anywhere, so it opens offline and can be mailed.
+(``workshop grade --cohort``). The report is data (``--json``) or one self-contained HTML
+page: inline CSS, no script, no font or image from anywhere, so it opens offline and can
+be mailed.
 """
 
 from __future__ import annotations
