@@ -690,6 +690,10 @@ def grade_command(
             help="Base images trust the extra CA bundle (default: WORKSHOP_BASES_TRUST_EXTRA_CA).",
         ),
     ] = None,
+    details: Annotated[
+        bool,
+        typer.Option("--details", help="Every requirement's verdict and evidence, per submission."),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Grade practical-assessment submissions: the seven requirements with their evidence,
@@ -741,7 +745,17 @@ def grade_command(
         typer.echo(json.dumps([card.to_dict() for card in cards], indent=2))
     else:
         out.print(grade_table(cards))
+        marks = {"passed": "[green]✓[/]", "failed": "[red]✗[/]", "error": "[yellow]![/]"}
         for card in cards:
+            if (details or len(cards) == 1) and card.requirements:
+                out.print(
+                    f"[bold]{card.student or card.source}[/]: {card.message}", highlight=False
+                )
+                for number, result in enumerate(card.requirements, start=1):
+                    mark = marks.get(result.status, "?")
+                    out.print(
+                        f"  {mark} {number}. {result.name}: {result.message}", highlight=False
+                    )
             if card.warnings:
                 out.print(f"[bold]{card.student or card.source}[/]: warnings", highlight=False)
                 for warning in card.warnings:

@@ -7,6 +7,7 @@ removed. The expected verdicts follow the assignment's requirements, not the sam
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -415,3 +416,10 @@ def test_cli_json_and_html(tmp_path) -> None:
     assert all("passed" in m["class"] for m in marks)
     assert not soup.find_all(["script", "link"])  # self-contained
     assert run_workshop("grade").returncode == 2  # nothing to grade: a usage error
+
+
+def test_cli_details_show_every_requirements_evidence() -> None:
+    shown = run_workshop("grade", str(STDLIB), "--details", "--health-timeout", "20")
+    assert shown.returncode == 0, shown.stderr
+    assert "1. multi-stage build: 2 stages; the final one copies from train" in shown.stdout
+    assert re.search(r"5\. graceful shutdown: .* exited 0 [0-9.]+s after docker stop", shown.stdout)
