@@ -296,30 +296,44 @@ class AcrRegistry:
         }
 
     def revoke_student_credentials(self, prefix: str) -> list[str]:
-        """Delete every token and scope map whose name starts with ``prefix``; their names."""
+        """Delete the tokens and scope maps that grant repositories under ``prefix``
+        (``nov-2026/``) and nothing else: ownership by what a scope map allows, not by its
+        name, so revoking ``nov-2026`` leaves ``nov-2026-b``'s students alone."""
         rg, registry = self.settings.resource_group, self.settings.registry
-        wanted = re.sub(r"[^A-Za-z0-9-]", "-", prefix)
+        scope_maps = self._call(
+            "list scope maps", lambda: list(self._mgmt.scope_maps.list(rg, registry))
+        )
+        owned = {
+            scope_map.id: scope_map.name
+            for scope_map in scope_maps
+            if _grants_only((scope_map.properties and scope_map.properties.actions) or [], prefix)
+        }
         removed: list[str] = []
         tokens = self._call("list tokens", lambda: list(self._mgmt.tokens.list(rg, registry)))
         for token in tokens:
-            if token.name.startswith(wanted):
+            if token.properties and token.properties.scope_map_id in owned:
                 self._call(
                     f"delete token {token.name}",
                     partial(_finish, self._mgmt.tokens.begin_delete, rg, registry, token.name),
                 )
                 removed.append(token.name)
-        scope_maps = self._call(
-            "list scope maps", lambda: list(self._mgmt.scope_maps.list(rg, registry))
-        )
-        for scope_map in scope_maps:
-            if scope_map.name.startswith(wanted):
-                self._call(
-                    f"delete scope map {scope_map.name}",
-                    partial(
-                        _finish, self._mgmt.scope_maps.begin_delete, rg, registry, scope_map.name
-                    ),
-                )
+        for name in owned.values():
+            self._call(
+                f"delete scope map {name}",
+                partial(_finish, self._mgmt.scope_maps.begin_delete, rg, registry, name),
+            )
         return sorted(removed)
+
+
+def _grants_only(actions: list[str], prefix: str) -> bool:
+    """Whether scope-map actions (``repositories/<name>/<action>``) name repositories,
+    all of them under ``prefix``."""
+    repositories = [
+        action.removeprefix("repositories/").rsplit("/", 2)[0]
+        for action in actions
+        if action.startswith("repositories/")
+    ]
+    return bool(repositories) and all(name.startswith(prefix) for name in repositories)
 
 
 def _finish(begin: Callable[..., Any], *args: Any) -> Any:

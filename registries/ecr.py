@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import json
 import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -242,7 +243,7 @@ class EcrRegistry:
             "put_user_policy",
             client=self._iam,
             UserName=user,
-            PolicyName="workshop-ecr-push",
+            PolicyName=PUSH_POLICY,
             PolicyDocument=json.dumps(push_policy(arns)),
         )
         for key in self._call("list_access_keys", client=self._iam, UserName=user)[
@@ -264,15 +265,37 @@ class EcrRegistry:
             "repositories": [f"{host}/{repository}" for repository in repositories],
         }
 
+    def _grants(self, user: str) -> list[str] | None:
+        """The repositories a /workshop/ user's push policy names, or None without one."""
+        try:
+            policy = self._call(
+                "get_user_policy", client=self._iam, UserName=user, PolicyName=PUSH_POLICY
+            )
+        except botocore.exceptions.ClientError as exc:
+            if self._code(exc) == "NoSuchEntity":
+                return None
+            raise
+        document = policy["PolicyDocument"]
+        if isinstance(document, str):  # URL-encoded JSON when not decoded by the client
+            document = json.loads(urllib.parse.unquote(document))
+        resources = [
+            resource
+            for statement in document.get("Statement", [])
+            for resource in _as_list(statement.get("Resource", []))
+        ]
+        return [r.split(":repository/", 1)[1] for r in resources if ":repository/" in r]
+
     def revoke_student_credentials(self, prefix: str) -> list[str]:
-        """Delete the /workshop/ IAM users made for repositories under ``prefix``."""
-        wanted = re.sub(r"[^A-Za-z0-9-]", "-", prefix)
+        """Delete the /workshop/ IAM users whose push policy grants repositories under
+        ``prefix`` (``nov-2026/``) and nothing else: ownership by what a user may do, not
+        by its name, so revoking ``nov-2026`` leaves ``nov-2026-b``'s students alone."""
         removed = []
         pages = self._iam.get_paginator("list_users").paginate(PathPrefix=IAM_PATH)
         for page in pages:
             for user in page["Users"]:
                 name = user["UserName"]
-                if not name.startswith(wanted):
+                granted = self._grants(name)
+                if not granted or not all(repo.startswith(prefix) for repo in granted):
                     continue
                 keys = self._call("list_access_keys", client=self._iam, UserName=name)
                 for key in keys["AccessKeyMetadata"]:
@@ -293,6 +316,13 @@ class EcrRegistry:
 
 
 IAM_PATH = "/workshop/"
+PUSH_POLICY = "workshop-ecr-push"
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 # What `docker push` and `docker pull` need on a repository (ECR's documented push policy).
 _PUSH_ACTIONS = [
     "ecr:BatchCheckLayerAvailability",

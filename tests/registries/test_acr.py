@@ -114,3 +114,15 @@ def test_invalid_names_are_refused(acr, fake):
     with pytest.raises(RegistryError, match="acr: invalid repository name"):
         acr.ensure_repository("Bad Name")
     assert len(fake.calls) == before
+
+
+def test_revoking_one_cohort_leaves_a_cohort_whose_name_starts_the_same(acr, fake):
+    """nov-2026 and nov-2026-b: revoking the first must not touch the second's tokens
+    (named nov-2026-student02 and nov-2026-b-student02)."""
+    acr.student_credentials("student02", ["nov-2026/student02/classifier"])
+    acr.student_credentials("student02", ["nov-2026-b/student02/classifier"])
+    assert acr.revoke_student_credentials("nov-2026/") == ["nov-2026-student02"]
+    assert "nov-2026-b-student02" in fake.scope_maps
+    assert "nov-2026-student02" not in fake.scope_maps
+    assert acr.revoke_student_credentials("nov-2026-b/") == ["nov-2026-b-student02"]
+    assert "nov-2026-b-student02" not in fake.scope_maps

@@ -156,3 +156,16 @@ def test_student_credentials_are_an_iam_user_limited_to_their_repositories(clien
     assert ecr.revoke_student_credentials("jan-2027/") == ["jan-2027-student01"]
     assert ecr.revoke_student_credentials("jan-2027/") == []
     assert [u["UserName"] for u in iam.list_users(PathPrefix="/workshop/")["Users"]] == []
+
+
+def test_revoking_one_cohort_leaves_a_cohort_whose_name_starts_the_same(client, endpoint):
+    """nov-2026 and nov-2026-b: revoking the first must not touch the second's students
+    (their IAM users are named nov-2026-student01 and nov-2026-b-student01)."""
+    ecr = EcrRegistry(settings(endpoint_url=endpoint))
+    ecr.student_credentials("student01", ["nov-2026/student01/classifier"])
+    ecr.student_credentials("student01", ["nov-2026-b/student01/classifier"])
+    assert ecr.revoke_student_credentials("nov-2026/") == ["nov-2026-student01"]
+    iam = boto3.client("iam", region_name="eu-west-1", endpoint_url=endpoint)
+    left = [u["UserName"] for u in iam.list_users(PathPrefix="/workshop/")["Users"]]
+    assert left == ["nov-2026-b-student01"]
+    assert ecr.revoke_student_credentials("nov-2026-b/") == ["nov-2026-b-student01"]
