@@ -322,5 +322,30 @@ class ArtifactRegistry:
         }
 
     def revoke_student_credentials(self, prefix: str) -> list[str]:
-        """Grants live on the student's repository and go when it is deleted."""
-        return []
+        """The students' writer grants live on their repositories: delete the Docker
+        repositories under ``prefix`` that hold no image. A student who never pushed has
+        such a repository (and its grant), and ``list_repositories``, which lists images,
+        never shows it. Returns their kit paths (``nov-2026/student01``)."""
+        removed: list[str] = []
+        repositories = self._call(
+            "list repositories",
+            lambda: list(self._client.list_repositories(parent=self._parent)),
+        )
+        for repo in repositories:
+            if repo.format_ != ar.Repository.Format.DOCKER:
+                continue
+            path = repo.name.rsplit("/", 1)[-1].replace("--", "/")
+            if not f"{path}/".startswith(prefix):
+                continue
+            if list(self._client.list_packages(parent=repo.name)):
+                continue  # it still holds images: delete_repository is for those
+            self._call(
+                f"delete repository {path}",
+                partial(_delete_repository, self._client, repo.name),
+            )
+            removed.append(path)
+        return sorted(removed)
+
+
+def _delete_repository(client: Any, name: str) -> None:
+    client.delete_repository(name=name).result(timeout=OPERATION_TIMEOUT)

@@ -99,6 +99,20 @@ def test_student_credentials_grant_writer_on_their_repository_once(gcr, fake):
     assert card["repositories"][0].endswith("/nov-2026--student03/classifier")
 
 
+def test_revoking_removes_a_repository_nobody_pushed_to_and_only_that_cohorts(gcr, fake):
+    """A student who never pushed has a repository (and a writer grant) but no image, so
+    deleting images never reaches it; revoking dec-2026 removes it, and leaves dec-2026-b."""
+    for cohort in ("dec-2026", "dec-2026-b"):
+        gcr.ensure_repository(f"{cohort}/student04/classifier", student="student04")
+        gcr.student_credentials("student04", [f"{cohort}/student04/classifier"])
+    base = "projects/ml-workshop/locations/europe-west1/repositories"
+    assert gcr.revoke_student_credentials("dec-2026/") == ["dec-2026/student04"]
+    assert f"{base}/dec-2026--student04" not in fake.repositories
+    assert f"{base}/dec-2026-b--student04" in fake.repositories
+    assert gcr.revoke_student_credentials("dec-2026/") == []
+    assert gcr.revoke_student_credentials("dec-2026-b/") == ["dec-2026-b/student04"]
+
+
 @pytest.mark.parametrize(
     "name",
     [
