@@ -195,8 +195,8 @@ def registries_create(
     as_json: JsonOption = False,
 ) -> None:
     """Give every student their repositories and credentials (written 0600 to their card)."""
-    from registries import cohort as cohort_access
     from registries import config
+    from workshop import registry_access as cohort_access
 
     names = config.parse_names(registries or "local")
     wanted = config.load(config_file).student_repositories
@@ -236,8 +236,8 @@ def registries_delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete the cohort's repositories (and images) and revoke its credentials. Idempotent."""
-    from registries import cohort as cohort_access
     from registries import config
+    from workshop import registry_access as cohort_access
 
     names = (
         config.parse_names(registries) if registries else cohort_access.recorded_registries(cohort)

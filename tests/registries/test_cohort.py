@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from registries import cohort
 from registries.local import LocalRegistry
 from tests.conftest import run_workshop
 from tests.registries.test_push import three_registries
+from workshop import registry_access as cohort
 
 pytestmark = pytest.mark.labcloud
 
