@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from workshop.errors import WorkshopError
 
+class RegistryError(Exception):
+    """A registry refused, or its configuration or credentials are missing.
 
-class RegistryError(WorkshopError):
-    """A registry refused, or its configuration or credentials are missing."""
+    Like the kit's own errors, the message names the problem and the fix in one line.
+    """
 
 
 @dataclass(frozen=True)

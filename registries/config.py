@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, with_config
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, with_config
 
 from registries.acr import AcrSettings
 from registries.artifact import ArtifactSettings
 from registries.base import Registry, RegistryError
 from registries.ecr import EcrSettings
-from workshop import yamlfile
 
 DEFAULT_FILE = "registries.yml"
+EXAMPLE_FILE = "registries.example.yml"
 DEFAULT_COHORT = "lab"
 
 # name -> "module:class"; adding a registry is one module and one line here.
@@ -73,7 +75,23 @@ def load(explicit: str | Path | None = None) -> RegistriesFile:
                 f"{path}: no such registries file: copy registries.example.yml and edit it"
             )
         return RegistriesFile()
-    parsed = yamlfile.load_model(path, RegistriesFile, error=RegistryError)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise RegistryError(
+            f"{path}:{f' line {mark.line + 1}' if mark else ''}: not valid YAML: {exc}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise RegistryError(f"{path}: expected a mapping of keys to values (see {EXAMPLE_FILE})")
+    try:
+        parsed = RegistriesFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, item['loc']))}: {item['msg'].lower()}"
+            for item in exc.errors(include_url=False)
+        )
+        raise RegistryError(f"{path}: {problems}") from None
     parsed.path = path
     return parsed
 
@@ -90,13 +108,26 @@ def parse_names(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def open_registry(name: str, config: RegistriesFile, cohort: str | None = None) -> Registry:
-    """The adapter for ``name``, built from its section of the registries file."""
+def open_registry(
+    name: str,
+    config: RegistriesFile,
+    cohort: str | None = None,
+    default_local: Callable[[str], Registry] | None = None,
+) -> Registry:
+    """The adapter for ``name``, built from its section of the registries file.
+
+    Without a ``local:`` section, ``default_local(cohort)`` gives the local registry (the
+    kit passes the lab cloud cohort's classroom registry)."""
     module_name, _, class_name = REGISTRIES[name].partition(":")
     adapter: Any = getattr(importlib.import_module(module_name), class_name)
     if name == "local":
         if config.local is None:
-            return adapter.for_cohort(cohort or DEFAULT_COHORT)  # type: ignore[no-any-return]
+            if default_local is None:
+                raise RegistryError(
+                    f"local: not configured: add the 'local:' section to "
+                    f"{config.path or file_path()} (address, username, password_file)"
+                )
+            return default_local(cohort or DEFAULT_COHORT)
         local = config.local
         try:
             password = Path(local.password_file).read_text().strip()

@@ -7,14 +7,12 @@ adapter speaks it with ``requests``: a handful of documented endpoints
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
 import requests
 
 from registries.base import Credentials, RegistryError, check_repository_name
-from workshop.errors import WorkshopError
-from workshop.labcloud import cloud
 
 # Every manifest type a tag may point at; the registry returns the digest of the one it has.
 MANIFEST_TYPES = ", ".join(
@@ -34,33 +32,25 @@ class LocalRegistry:
     name = "local"
 
     def __init__(
-        self, address: str, username: str, password: str, ca_file: str | None = None
+        self,
+        address: str,
+        username: str,
+        password: str,
+        ca_file: str | None = None,
+        *,
+        student_password: Callable[[str], str | None] | None = None,
+        cohort: str | None = None,
     ) -> None:
+        """``student_password(login)`` gives a student's classroom password (None when not
+        on the roster); without it the registry hands out no student logins."""
         self.address = address
         self._session = requests.Session()
         self._session.auth = (username, password)
         # Passed on every request: a session-level value loses to REQUESTS_CA_BUNDLE.
         self._verify: str | bool = ca_file if ca_file else True
         self._credentials = Credentials(address, username, password)
-        self.cohort: str | None = None
-
-    @classmethod
-    def for_cohort(cls, cohort: str) -> LocalRegistry:
-        """The lab cloud's classroom registry of ``cohort``, from its state directory."""
-        try:
-            record = cloud.read_record(cohort, "classroom registry")
-        except WorkshopError as exc:
-            raise RegistryError(f"local: {exc}") from None
-        files = cloud.paths(cohort)
-        credentials = json.loads(files.registry_credentials.read_text())
-        registry = cls(
-            record["registry"]["address"],
-            credentials["username"],
-            credentials["password"],
-            str(files.ca_cert),
-        )
-        registry.cohort = cohort
-        return registry
+        self._student_password = student_password
+        self.cohort = cohort
 
     def _request(self, method: str, path: str, **kwargs: object) -> requests.Response:
         url = f"https://{self.address}{path}"
@@ -161,18 +151,16 @@ class LocalRegistry:
         """The student's own classroom login (htpasswd cannot limit it to their repositories)."""
         for repository in repositories:
             check_repository_name(self.name, repository)
-        if self.cohort is None:
+        if self._student_password is None:
             raise RegistryError(
                 "local: student logins exist only for a lab cloud cohort's registry"
             )
-        password_file = cloud.paths(self.cohort).student_dir(student) / "password"
-        try:
-            password = password_file.read_text().strip()
-        except FileNotFoundError:
+        password = self._student_password(student)
+        if password is None:
             raise RegistryError(
                 f"local: {student} is not on cohort {self.cohort}'s roster: add them with "
                 f"'workshop cloud up --cohort {self.cohort} --students N'"
-            ) from None
+            )
         return {
             "registry": self.address,
             "username": student,

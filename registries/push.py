@@ -251,20 +251,3 @@ def push_all(
             future.result()
     _verify(engine, results)
     return results
-
-
-def lab_images(engine: docker.DockerClient) -> list[SourceImage]:
-    """The images a cohort pulls: ``classroom/hello:1`` and each lab's published images
-    (``publish_as`` in its lab.yml), built here first (offline, cached)."""
-    from workshop.labcloud import images  # the kit's recipes; imported only when used
-    from workshop.labs import catalog
-
-    built = images.build_image(engine, "hello", images.get_distro(images.DEFAULT_DISTRO))
-    sources = [SourceImage(built.tag, "classroom/hello", "1")]
-    for lab in catalog.all_labs():
-        for image in lab.images:
-            if image.publish_as:
-                tag, _ = catalog.build(engine, lab, image)
-                repository, _, version = image.publish_as.rpartition(":")
-                sources.append(SourceImage(tag, repository, version))
-    return sources

@@ -25,10 +25,22 @@ from rich.table import Table
 
 from registries import config, push
 from registries.base import Registry, RegistryError
+from registries.local import LocalRegistry
+from workshop.errors import WorkshopError
+from workshop.labcloud.registry import classroom_registry
+from workshop.labs import catalog
 
 # Wide enough off a terminal (CI logs, pipes) that no column is cut short.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
+
+
+def _classroom_registry(cohort: str) -> LocalRegistry:
+    """The lab cloud cohort's registry: the default ``local`` without a ``local:`` section."""
+    try:
+        return classroom_registry(cohort)
+    except WorkshopError as exc:
+        raise RegistryError(f"local: {exc}") from None
 
 
 def render(results: list[push.PushResult], dry_run: bool) -> None:
@@ -81,8 +93,11 @@ def main(
         names = config.parse_names(registries)
         settings = config.load(config_file)
         engine = docker.from_env()
-        sources = [push.parse_image(spec) for spec in images] if images else push.lab_images(engine)
-    except RegistryError as exc:
+        if images:
+            sources = [push.parse_image(spec) for spec in images]
+        else:
+            sources = catalog.lab_images(engine)
+    except (RegistryError, WorkshopError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
 
@@ -90,7 +105,9 @@ def main(
     failed_to_open: list[push.PushResult] = []
     for name in names:
         try:
-            opened[name] = config.open_registry(name, settings, cohort)
+            opened[name] = config.open_registry(
+                name, settings, cohort, default_local=_classroom_registry
+            )
         except RegistryError as exc:  # this registry is out; the others still run
             failed_to_open += [
                 push.PushResult(

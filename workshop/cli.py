@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from registries.base import RegistryError
 from workshop.errors import WorkshopError
 from workshop.labcloud import cloud, images
 
@@ -52,13 +53,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 def friendly_errors(command: F) -> F:
-    """Turn a WorkshopError into 'error: <message>' on stderr and exit status 2."""
+    """Turn a WorkshopError or RegistryError into 'error: <message>' on stderr, exit 2."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except WorkshopError as exc:
+        except (WorkshopError, RegistryError) as exc:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(2) from None
         except docker.errors.DockerException as exc:
@@ -175,13 +176,16 @@ ConfigOption = Annotated[
 def _open_registries(names: list[str], config_file: str | None, cohort: str) -> tuple[dict, list]:
     """Adapters for ``names``; those that cannot open are returned as (name, error)."""
     from registries import config  # the cloud SDKs load only for registry commands
+    from workshop.labcloud.registry import classroom_registry
 
     settings = config.load(config_file)
     opened, failed = {}, []
     for name in names:
         try:
-            opened[name] = config.open_registry(name, settings, cohort)
-        except WorkshopError as exc:
+            opened[name] = config.open_registry(
+                name, settings, cohort, default_local=classroom_registry
+            )
+        except (WorkshopError, RegistryError) as exc:
             failed.append((name, str(exc)))
     return opened, failed
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from registries.local import LocalRegistry
 from tests.conftest import run_workshop
 from tests.registries.test_push import three_registries
 from workshop import registry_access as cohort
+from workshop.labcloud.registry import classroom_registry
 
 pytestmark = pytest.mark.labcloud
 
@@ -31,7 +31,7 @@ def test_create_and_delete_across_every_registry(lab_cloud, aws, gcp, azure):
     name = lab_cloud["cohort"]
     registries = three_registries(aws, gcp, azure)
     registries["gcr"].settings.student_member = "user:{student}@example.edu"
-    registries["local"] = LocalRegistry.for_cohort(name)
+    registries["local"] = classroom_registry(name)
 
     results = cohort.create(name, registries, ["classifier"])
     assert [r.error for r in results] == [None] * 8

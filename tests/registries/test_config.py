@@ -60,6 +60,20 @@ def test_a_named_file_that_is_missing_says_so(tmp_path):
         config.load(tmp_path / "absent.yml")
 
 
+def test_local_without_a_section_or_a_lab_cloud_names_the_section(tmp_path):
+    path = tmp_path / "registries.yml"
+    path.write_text("student_repositories: [classifier]\n")
+    with pytest.raises(RegistryError, match=r"local: not configured: add the 'local:' section"):
+        config.open_registry("local", config.load(path))
+
+
+def test_a_file_that_is_not_a_mapping_says_so(tmp_path):
+    path = tmp_path / "registries.yml"
+    path.write_text("- ecr\n- gcr\n")
+    with pytest.raises(RegistryError, match="expected a mapping of keys to values"):
+        config.load(path)
+
+
 def test_a_local_password_file_that_cannot_be_read(tmp_path):
     path = tmp_path / "registries.yml"
     path.write_text("local:\n  address: r:5000\n  username: u\n  password_file: /nonexistent/pw\n")

@@ -10,13 +10,15 @@ import pytest
 from registries.base import RegistryError
 from registries.local import LocalRegistry
 from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
+from workshop.errors import WorkshopError
+from workshop.labcloud.registry import classroom_registry
 
 pytestmark = pytest.mark.labcloud
 
 
 @pytest.fixture
 def registry(lab_cloud) -> LocalRegistry:
-    return LocalRegistry.for_cohort(lab_cloud["cohort"])
+    return classroom_registry(lab_cloud["cohort"])
 
 
 def push_tiny(engine, lab_cloud, repository: str) -> None:
@@ -63,8 +65,8 @@ def test_an_untrusted_certificate_names_the_fix(lab_cloud):
 
 
 def test_an_unknown_cohort_names_the_command_to_run(state_root):
-    with pytest.raises(RegistryError, match="workshop cloud up --cohort nowhere"):
-        LocalRegistry.for_cohort("nowhere")
+    with pytest.raises(WorkshopError, match="workshop cloud up --cohort nowhere"):
+        classroom_registry("nowhere")
 
 
 def test_invalid_names_are_refused(registry):

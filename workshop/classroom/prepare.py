@@ -23,7 +23,8 @@ from workshop.classroom import deploy
 from workshop.cohort import Cohort
 from workshop.errors import WorkshopError
 from workshop.labcloud import cloud
-from workshop.labs import bases, model
+from workshop.labcloud.registry import classroom_registry as lab_cloud_registry
+from workshop.labs import bases, catalog, model
 
 LAB_IMAGES_FILE = "lab-images.txt"
 
@@ -49,10 +50,7 @@ class PrepareReport:
 def classroom_registry(cohort: Cohort) -> LocalRegistry:
     """The cohort's classroom registry, logged in as the instructor."""
     if cohort.lab_cloud:
-        try:
-            return LocalRegistry.for_cohort(cohort.name)
-        except RegistryError as exc:
-            raise WorkshopError(str(exc)) from None
+        return lab_cloud_registry(cohort.name)
     credentials = cohort.state_dir / "registry" / "credentials.json"
     if not cohort.registry:
         raise WorkshopError(f"{cohort.inventory}: set classroom_registry_address (host:port)")
@@ -74,7 +72,7 @@ def prepare(cohort: Cohort, client: docker.DockerClient) -> PrepareReport:
     report = PrepareReport(cohort.name, f"{exported.path} ({exported.size_mb:.0f} MB)")
     registry = classroom_registry(cohort)
     built = bases.build_bases(client, extra_ca=bases.trusted_bundle())
-    sources = bases.push_sources(built) + push.lab_images(client)
+    sources = bases.push_sources(built) + catalog.lab_images(client)
     try:
         results = push.push_all(client, {"local": registry}, sources)
     except RegistryError as exc:

@@ -135,10 +135,10 @@ def publish(client: docker.DockerClient, results: list[BaseResult], cohort: str)
     """Push the stand-ins to the cohort's classroom registry as ``library/<name>:<tag>``,
     through push_all (login, push, digest read back)."""
     from registries import push
-    from registries.local import LocalRegistry
+    from workshop.labcloud.registry import classroom_registry
 
     sources = push_sources(results)
-    pushed = push.push_all(client, {"local": LocalRegistry.for_cohort(cohort)}, sources)
+    pushed = push.push_all(client, {"local": classroom_registry(cohort)}, sources)
     errors = [item.error for item in pushed if item.error]
     if errors:
         raise WorkshopError(f"publishing the base images failed: {'; '.join(errors)}")

@@ -16,6 +16,7 @@ from typing import Literal
 import docker
 from pydantic import BaseModel, ConfigDict, Field
 
+from registries.push import SourceImage
 from workshop import yamlfile
 from workshop.errors import WorkshopError
 from workshop.labcloud import images
@@ -202,3 +203,17 @@ def build(
     finally:
         extra.unlink(missing_ok=True)
     return tag, time.monotonic() - started
+
+
+def lab_images(engine: docker.DockerClient) -> list[SourceImage]:
+    """The images a cohort pulls: ``classroom/hello:1`` and each lab's published images
+    (``publish_as`` in its lab.yml), built here first (offline, cached)."""
+    built = images.build_image(engine, "hello", images.get_distro(images.DEFAULT_DISTRO))
+    sources = [SourceImage(built.tag, "classroom/hello", "1")]
+    for lab in all_labs():
+        for image in lab.images:
+            if image.publish_as:
+                tag, _ = build(engine, lab, image)
+                repository, _, version = image.publish_as.rpartition(":")
+                sources.append(SourceImage(tag, repository, version))
+    return sources

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from registries.local import LocalRegistry
 from workshop.errors import WorkshopError
+from workshop.labcloud.registry import classroom_registry
 from workshop.labs import bases
 
 
@@ -15,7 +15,7 @@ def test_build_bases_publishes_under_library(engine, lab_cloud):
     (result,) = bases.build_bases(engine, ["redis"], cohort=cohort)
     address = lab_cloud["registry"]["address"]
     assert result.pushed == f"{address}/library/redis:7"
-    registry = LocalRegistry.for_cohort(cohort)
+    registry = classroom_registry(cohort)
     assert registry.manifest_digest("library/redis", "7").startswith("sha256:")
     # Read from the image, not a container: redis declares VOLUME /data, and a throw-away
     # container would leave an anonymous volume behind.

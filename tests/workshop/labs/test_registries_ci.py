@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from registries.local import LocalRegistry
 from tests.workshop.labs import work
+from workshop.labcloud.registry import classroom_registry
 from workshop.labs import catalog, checks
 
 LAB = catalog.load("06-registries-ci")
@@ -69,7 +69,7 @@ def test_push_classroom_pushes_as_a_student(lab_cloud, engine, tmp_path, monkeyp
         rf"pushed {re.escape(address)}/student01/classifier:(\S+)@(sha256:\w+)", lines
     )
     assert match, lines
-    registry = LocalRegistry.for_cohort(lab_cloud["cohort"])
+    registry = classroom_registry(lab_cloud["cohort"])
     assert registry.manifest_digest("student01/classifier", match.group(1)) == match.group(2)
     assert password not in lines
     config = json.loads((tmp_path / "docker" / "config.json").read_text())

@@ -1,0 +1,35 @@
+"""The lab cloud's classroom registry as a registry adapter, logged in as the instructor.
+
+``registries/`` knows registries only; where a lab cloud cohort keeps its registry's
+address, instructor login, CA and student passwords is the lab cloud's business, so the
+adapter is put together here.
+"""
+
+from __future__ import annotations
+
+import json
+
+from registries.local import LocalRegistry
+from workshop.labcloud import cloud
+
+
+def classroom_registry(cohort: str) -> LocalRegistry:
+    """Cohort ``cohort``'s classroom registry; a cohort that is not up raises WorkshopError."""
+    record = cloud.read_record(cohort, "classroom registry")
+    files = cloud.paths(cohort)
+    login = json.loads(files.registry_credentials.read_text())
+
+    def student_password(student: str) -> str | None:
+        try:
+            return (files.student_dir(student) / "password").read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    return LocalRegistry(
+        record["registry"]["address"],
+        login["username"],
+        login["password"],
+        str(files.ca_cert),
+        student_password=student_password,
+        cohort=cohort,
+    )
