@@ -193,9 +193,8 @@ def test_a_reachable_host_that_fails_verification_is_named_in_the_table(provisio
 
 
 def test_under_limit_the_other_hosts_are_left_out_not_called_unreachable(provisioned):
-    result = playbook(
-        provisioned["inventory"], "--tags", "verify", "--limit", "student-01,localhost"
-    )
+    """`--limit student-01` alone (no localhost) still ends with the table."""
+    result = playbook(provisioned["inventory"], "--tags", "verify", "--limit", "student-01")
     assert result.returncode == 0, result.stdout[-2000:]
     assert re.search(r"student-01\s+student01\s+.*\sok\"", result.stdout)
     assert "student-02  " not in result.stdout
@@ -271,6 +270,56 @@ def test_a_hand_written_inventory_like_the_example_provisions_the_same_vms(
         ca.unlink()
         if not any(inventory_files.iterdir()):
             inventory_files.rmdir()
+
+
+def test_a_vm_shared_by_two_students_gives_each_an_engine_of_their_own(
+    provisioned, lab_cloud, tmp_path
+):
+    """Two students on one VM (a hand-edited inventory): each gets a rootless engine with
+    the lab images, neither reaches the VM's engine or the other's files through a
+    container, and the table says both are ready. Back to one student per VM afterwards:
+    the VM's engine again."""
+    inventory = yaml.safe_load(provisioned["inventory"].read_text())
+    hosts = inventory["all"]["children"]["student_vms"]["hosts"]
+    roster = [entry for host in hosts.values() for entry in host["workshop_students"]]
+    hosts["student-01"]["workshop_students"] = roster
+    shared = tmp_path / "shared.yml"
+    shared.write_text(yaml.safe_dump(inventory))
+    extra = ["-e", json.dumps({"classroom_registry_mirror": MIRROR}), "--limit", "student-01"]
+    vm = lab_cloud["vms"][0]
+    try:
+        result = playbook(shared, *extra)
+        assert result.returncode == 0, result.stdout[-3000:]
+        for login in ("student01", "student02"):
+            row = rf"student-01\s+{login}\s+.*\sok"
+            assert re.search(row, result.stdout), result.stdout[-2000:]
+        verified = json.loads(
+            (Path(lab_cloud["state_dir"]) / "verify" / "student-01.json").read_text()
+        )
+        for login in ("student01", "student02"):
+            assert verified["students"][login]["docker_without_sudo"] is True, verified
+            assert verified["students"][login]["registry_login"] is True, verified
+        with connect(student(lab_cloud, vm, "student01")) as conn:
+            info = conn.run("docker info --format '{{.DockerRootDir}}'", hide=True)
+            assert info.stdout.strip() == "/home/student01/.local/share/docker"
+            image = provisioned_image(lab_cloud)
+            # root in the container: the student's own uid on the VM, no more
+            run = f"docker run --rm --pull never --user 0:0 -v /home:/h {image}"
+            assert conn.run(f"{run} ls /h/student01/.docker", hide=True).ok
+            peek = conn.run(f"{run} cat /h/student02/.docker/config.json", hide=True, warn=True)
+            assert peek.failed, peek.stdout
+            assert "Permission denied" in peek.stderr
+            root = conn.run("docker --host unix:///var/run/docker.sock ps", hide=True, warn=True)
+            assert root.failed
+            assert "permission denied" in root.stderr
+    finally:
+        restored = playbook(provisioned["inventory"], *extra)
+        with connect(admin(lab_cloud, vm)) as conn:  # student02's account lives on student-02
+            conn.sudo("loginctl terminate-user student02; userdel -rf student02", warn=True)
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    with connect(student(lab_cloud, vm, "student01")) as conn:
+        info = conn.run("docker info --format '{{.DockerRootDir}}'", hide=True)
+        assert info.stdout.strip() == "/var/lib/docker"
 
 
 def test_a_stopped_vm_is_reported_unreachable_while_the_others_finish(provisioned, lab_cloud):

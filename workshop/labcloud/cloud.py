@@ -67,7 +67,16 @@ _SYSTEMD_CONTAINER: dict[str, Any] = {
     "tmpfs": {"/run": "rw,exec", "/run/lock": "rw"},
 }
 
+# Devices every cloud VM has and a systemd container lacks: TUN (rootless Docker's
+# network, slirp4netns) and FUSE (its storage, fuse-overlayfs).
+_VM_DEVICES = ("/dev/net/tun", "/dev/fuse")
+
 Progress = Callable[[str], None]
+
+
+def _vm_devices() -> list[str]:
+    """The VM devices this machine has, passed through as they are on a cloud VM."""
+    return [f"{path}:{path}:rwm" for path in _VM_DEVICES if Path(path).exists()]
 
 
 # VM profiles: states real cloud images are found in, reproduced on the Debian VMs
@@ -635,6 +644,7 @@ def _ensure_vm(
             },
             restart_policy={"Name": "unless-stopped"},
             network_mode=network,
+            devices=_vm_devices(),
             **_SYSTEMD_CONTAINER,
         )
         # `--security-opt systempaths=unconfined`, which the CLI expands and the API does
