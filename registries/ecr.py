@@ -23,8 +23,10 @@ from pydantic import ConfigDict, with_config
 
 from registries.base import Credentials, RegistryError, check_repository_name
 
-# ECR's own rule (CreateRepository's repositoryName pattern), 2 to 256 characters.
-ECR_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+# ECR's own rule (CreateRepository's repositoryName pattern in the service model that
+# botocore ships), 2 to 256 characters: separators ".", "_", "__" or a run of "-".
+_ECR_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+ECR_NAME = re.compile(rf"^{_ECR_COMPONENT}(?:/{_ECR_COMPONENT})*$")
 # Refresh a token this long before it lapses, so no push starts on a dying one.
 REFRESH_MARGIN = dt.timedelta(hours=1)
 

@@ -19,12 +19,18 @@ from typing import Any
 
 import docker
 import docker.errors
+import requests
 
 from registries.base import Credentials, Registry, RegistryError
 
 # (push key "registry repository:tag", status, bytes sent, bytes to send)
 ProgressFn = Callable[[str, str, int, int], None]
 MAX_WORKERS = 8
+# Seconds the engine may report nothing during a push before it counts as stalled. The
+# engine reports progress while it uploads; the long quiet stretch is a registry checking a
+# big layer after the upload (minutes for a GB layer on a cloud registry), so the default
+# is generous: docker-py's own 60 s aborted pushes of ML images.
+STALL_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class PushResult:
     bytes_uploaded: int = 0
     layers_pushed: int = 0
     layers_skipped: int = 0
+    # The registry already held this image under the tag (same digest): nothing pushed, so
+    # an IMMUTABLE repository (ECR) never sees a second push of the tag.
+    already_there: bool = False
     seconds: float = 0.0
     error: str | None = None
     _auth: dict[str, str] = field(default_factory=dict, repr=False)
@@ -121,6 +130,26 @@ def _prepare(registry: Registry, repositories: list[str]) -> tuple[dict[str, str
     credentials = registry.login()
     uris = {repository: registry.ensure_repository(repository) for repository in repositories}
     return _auth(credentials), uris
+
+
+def _already_there(engine: docker.DockerClient, image: SourceImage, result: PushResult) -> bool:
+    """Whether the tag already points at the manifest this image was pushed as."""
+    local = engine.api.inspect_image(image.local)
+    ours = {d for d in local.get("RepoDigests") or [] if d.startswith(f"{result.uri}@")}
+    if not ours:
+        return False
+    try:
+        found = engine.api.inspect_distribution(
+            f"{result.uri}:{result.tag}", auth_config=result._auth
+        )["Descriptor"]["digest"]
+    except docker.errors.APIError:  # no such tag yet (or not readable): push
+        return False
+    if f"{result.uri}@{found}" not in ours:
+        return False
+    result.digest = found
+    result.layers_skipped = len(local.get("RootFS", {}).get("Layers") or [])
+    result.already_there = True
+    return True
 
 
 def _push_one(
@@ -199,8 +228,11 @@ def push_all(
     prefix: str = "",
     progress: ProgressFn | None = None,
     workers: int = MAX_WORKERS,
+    stall_seconds: float = STALL_SECONDS,
 ) -> list[PushResult]:
-    """Push every image to every registry concurrently; one result per pair."""
+    """Push every image to every registry concurrently; one result per pair.
+
+    A push the engine reports nothing about for ``stall_seconds`` fails alone, named."""
     missing = []
     for image in images:
         try:
@@ -237,17 +269,33 @@ def push_all(
     todo = [(image, result) for image, result in pairs if result.ok]
 
     def run(image: SourceImage, result: PushResult) -> None:
+        started = time.monotonic()
         try:
-            _push_one(engine, image, result, progress)
+            if _already_there(engine, image, result):
+                result.seconds = round(time.monotonic() - started, 2)
+            else:
+                _push_one(engine, image, result, progress)
         except RegistryError as exc:
             result.error = str(exc)
         except docker.errors.DockerException as exc:
             result.error = f"{result.registry}: {exc}"
+        except requests.exceptions.RequestException as exc:  # a read timeout: a stall
+            result.error = (
+                f"{result.registry}: the push of {result.uri}:{result.tag} stalled: the engine "
+                f"reported nothing for {stall_seconds:.0f} s ({type(exc).__name__}); check the "
+                "registry answers, then run again (layers already sent are skipped)"
+            )
         if progress:
             progress(result.key, "done" if result.ok else "failed", 0, 0)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
-        for future in [pool.submit(run, image, result) for image, result in todo]:
-            future.result()
+    # The engine's read timeout, for these requests only (restored after).
+    engine_timeout = engine.api.timeout
+    engine.api.timeout = stall_seconds
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(todo) or 1))) as pool:
+            for future in [pool.submit(run, image, result) for image, result in todo]:
+                future.result()
+    finally:
+        engine.api.timeout = engine_timeout
     _verify(engine, results)
     return results

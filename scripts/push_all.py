@@ -61,7 +61,11 @@ def render(results: list[push.PushResult], dry_run: bool) -> None:
                 f"{result.layers_skipped}/{result.layers_skipped + result.layers_pushed}",
                 f"{result.seconds:.1f}",
             ]
-        table.add_row(*row, "[green]ok[/]" if result.ok else "[red]failed[/]")
+        if not result.ok:
+            verdict = "[red]failed[/]"
+        else:
+            verdict = "[green]ok (already there)[/]" if result.already_there else "[green]ok[/]"
+        table.add_row(*row, verdict)
     out.print(table)
     # Errors in full below the table, once each: a table column would cut them short.
     for error in dict.fromkeys(result.error for result in results if result.error):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import boto3
 import pytest
@@ -98,7 +99,8 @@ def test_login_decodes_the_token_and_refreshes_it_before_it_lapses(client):
 
 
 @pytest.mark.parametrize(
-    "name", ["Upper/case", "a", "trailing-/x", "double//slash", "x" * 257, "sp ace"]
+    "name",
+    ["Upper/case", "a", "trailing-/x", "double//slash", "x" * 257, "sp ace", "a___b", "a_-b"],
 )
 def test_invalid_repository_names_are_refused_before_any_call(client, name):
     calls = []
@@ -107,6 +109,15 @@ def test_invalid_repository_names_are_refused_before_any_call(client, name):
     with pytest.raises(RegistryError, match="ecr: invalid repository name"):
         ecr.ensure_repository(name)
     assert calls == []
+
+
+def test_names_by_ecrs_own_pattern_are_accepted(client):
+    """The service model's pattern: "__" and runs of "-" separate, as ECR accepts them."""
+    ecr = EcrRegistry(settings(), client=client)
+    model = client.meta.service_model.shape_for("RepositoryName").metadata["pattern"]
+    for name in ("nov-2026/student01/a__b", "a--b", "a---b/c.d_e", "ml/model-v2"):
+        assert re.fullmatch(model, name)
+        assert ecr.ensure_repository(name).endswith(f"/{name}")
 
 
 def test_missing_credentials_name_the_fix(endpoint, monkeypatch, tmp_path):

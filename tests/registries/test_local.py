@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
+from registries import push
 from registries.base import RegistryError
 from registries.local import LocalRegistry
 from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
 from workshop.errors import WorkshopError
+from workshop.labcloud import images
 from workshop.labcloud.registry import classroom_registry
 
 pytestmark = pytest.mark.labcloud
@@ -84,3 +87,31 @@ def test_student_credentials_are_their_own_classroom_login(registry, lab_cloud):
     assert student.login().username == "student01"
     with pytest.raises(RegistryError, match="student09 is not on cohort"):
         registry.student_credentials("student09", ["adapter/student09/app"])
+
+
+def test_a_one_gigabyte_image_is_pushed_showing_its_progress(engine, lab_cloud, registry):
+    """ML images are GBs: a generated 1.1 GB layer goes up with progress reported as it
+    goes, and its digest is read back."""
+    base = images.build_base(engine, images.get_distro(images.DEFAULT_DISTRO)).tag
+    tag = f"kit-test/{lab_cloud['cohort']}-big:1"
+    dockerfile = f"FROM {base}\nRUN head -c 1100000000 /dev/urandom > /weights.bin\n"
+    engine.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    events: list[tuple[str, int, int]] = []
+    try:
+        results = push.push_all(
+            engine,
+            {"local": registry},
+            [push.SourceImage(tag, "big/model", "1")],
+            prefix="adapter",
+            progress=lambda _key, status, sent, total: events.append((status, sent, total)),
+        )
+        assert results[0].error is None
+        assert results[0].bytes_uploaded >= 1_000_000_000
+        uploading = [sent for status, sent, total in events if status == "Pushing"]
+        assert len(uploading) >= 10, "progress shown while the layer goes up"
+        assert uploading == sorted(uploading)
+        assert max(total for _, _, total in events) >= 1_000_000_000
+        assert registry.manifest_digest("adapter/big/model", "1") == results[0].digest
+    finally:
+        registry.delete_repository("adapter/big/model", force=True)
+        engine.images.remove(tag, force=True)

@@ -3,13 +3,17 @@ registries behind the ECR (moto), Artifact Registry and ACR fakes, and the class
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -17,6 +21,7 @@ import yaml
 from registries import config, push
 from registries.acr import AcrRegistry
 from registries.artifact import ArtifactRegistry
+from registries.base import Credentials
 from registries.ecr import EcrRegistry, EcrSettings
 from tests.conftest import REPO, unique_cohort
 from tests.fakes.clouds import EntraToken, acr_settings
@@ -98,13 +103,85 @@ def test_first_run_uploads_second_skips_every_layer_and_digests_agree(
         "no pushed tag is left behind in the engine"
     )
 
-    second = push.push_all(engine, registries, images, prefix="nov-2026")
+    # Each tag already points at the pushed manifest: no second push (an IMMUTABLE ECR
+    # repository refuses one even of the same digest), and no push events at all.
+    events.clear()
+    second = push.push_all(
+        engine, registries, images, prefix="nov-2026", progress=lambda *e: events.append(e)
+    )
     assert [r.error for r in second] == [None] * 6
     for before, after in zip(first, second, strict=True):
+        assert after.already_there
         assert after.layers_pushed == 0
         assert after.bytes_uploaded == 0
         assert after.layers_skipped == before.layers_pushed + before.layers_skipped
         assert after.digest == before.digest
+    assert {status for _, status, *_ in events} == {"done"}, "nothing was pushed"
+
+    # A tag moved to another image in the registry is pushed again, skipping the layers it has.
+    moved = push.SourceImage(images[1].local, images[0].repository, "1")
+    third = push.push_all(engine, {"ecr": registries["ecr"]}, [moved], prefix="nov-2026")
+    assert third[0].error is None
+    assert not third[0].already_there
+    assert aws["backing"].tags(repo_a) == {"1": third[0].digest}
+    assert third[0].digest != digest_a
+
+
+@contextlib.contextmanager
+def unanswering_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word (a registry that hangs)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.5)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for connection in held:
+            connection.close()
+        server.close()
+
+
+class Unanswering:
+    """The adapter side of a registry whose API needs no call to log in: the stall comes
+    where it comes in class, while the engine pushes."""
+
+    name = "hung"
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def login(self) -> Credentials:
+        return Credentials(self.address, "student", "not-a-secret")
+
+    def ensure_repository(self, repository: str) -> str:
+        return f"{self.address}/{repository}"
+
+
+def test_a_registry_that_stops_answering_fails_alone_and_says_so(engine, images, aws):
+    with unanswering_server() as port:
+        registries = {
+            "ecr": EcrRegistry(ecr_settings(aws)),
+            "hung": Unanswering(f"127.0.0.1:{port}"),
+        }
+        results = push.push_all(engine, registries, images[:1], prefix="stall", stall_seconds=5)
+    by_registry = {result.registry: result for result in results}
+    assert by_registry["ecr"].error is None
+    assert by_registry["ecr"].digest
+    error = by_registry["hung"].error or ""
+    assert f"the push of 127.0.0.1:{port}/stall/{images[0].repository}:1 stalled" in error
+    assert "reported nothing for 5 s" in error
+    assert engine.api.timeout != 5, "the engine client's own timeout is restored"
 
 
 def test_a_registry_stopped_mid_run_fails_alone(engine, images, aws, gcp, azure, tmp_path):
