@@ -10,7 +10,6 @@ registry failing never stops the others; its rows carry the error.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 
 from registries.base import Credentials, Registry, RegistryError
 
@@ -158,36 +158,34 @@ def _push_one(
     result: PushResult,
     progress: ProgressFn | None,
 ) -> None:
-    """Tag, push and untag one image, counting layers sent and skipped from the stream."""
+    """Tag and push one image, counting layers sent and skipped from the stream."""
     started = time.monotonic()
     sent: dict[str, int] = {}
     totals: dict[str, int] = {}
     pushed: set[str] = set()
     skipped: set[str] = set()
+    # The target tag stays, as after `docker tag` + `docker push`: with it the engine keeps
+    # the pushed digest (RepoDigests), which tells the next run the image is already there.
     engine.api.tag(image.local, result.uri, result.tag)
-    try:
-        stream = engine.api.push(
-            result.uri, tag=result.tag, auth_config=result._auth, stream=True, decode=True
-        )
-        for event in stream:
-            if "error" in event:
-                raise RegistryError(f"{result.registry}: push refused: {event['error']}")
-            layer, status = event.get("id", ""), event.get("status", "")
-            detail = event.get("progressDetail") or {}
-            if status == "Pushing" and "current" in detail:
-                sent[layer] = max(sent.get(layer, 0), int(detail["current"]))
-                totals[layer] = max(totals.get(layer, 0), int(detail.get("total") or 0))
-            elif status == "Pushed":
-                pushed.add(layer)
-            elif status == "Layer already exists" or status.startswith("Mounted from"):
-                skipped.add(layer)
-            if "aux" in event and "Digest" in event["aux"]:
-                result.digest = event["aux"]["Digest"]
-            if progress:
-                progress(result.key, status, sum(sent.values()), sum(totals.values()))
-    finally:
-        with contextlib.suppress(docker.errors.APIError):
-            engine.api.remove_image(f"{result.uri}:{result.tag}", noprune=True)
+    stream = engine.api.push(
+        result.uri, tag=result.tag, auth_config=result._auth, stream=True, decode=True
+    )
+    for event in stream:
+        if "error" in event:
+            raise RegistryError(f"{result.registry}: push refused: {event['error']}")
+        layer, status = event.get("id", ""), event.get("status", "")
+        detail = event.get("progressDetail") or {}
+        if status == "Pushing" and "current" in detail:
+            sent[layer] = max(sent.get(layer, 0), int(detail["current"]))
+            totals[layer] = max(totals.get(layer, 0), int(detail.get("total") or 0))
+        elif status == "Pushed":
+            pushed.add(layer)
+        elif status == "Layer already exists" or status.startswith("Mounted from"):
+            skipped.add(layer)
+        if "aux" in event and "Digest" in event["aux"]:
+            result.digest = event["aux"]["Digest"]
+        if progress:
+            progress(result.key, status, sum(sent.values()), sum(totals.values()))
     if result.digest is None:
         raise RegistryError(f"{result.registry}: the engine reported no digest for {result.uri}")
     result.layers_pushed = len(pushed)
@@ -279,7 +277,12 @@ def push_all(
             result.error = str(exc)
         except docker.errors.DockerException as exc:
             result.error = f"{result.registry}: {exc}"
-        except requests.exceptions.RequestException as exc:  # a read timeout: a stall
+        # A read timeout, raised by requests before the stream starts, by urllib3 inside it.
+        except (
+            requests.exceptions.RequestException,
+            urllib3.exceptions.HTTPError,
+            TimeoutError,
+        ) as exc:
             result.error = (
                 f"{result.registry}: the push of {result.uri}:{result.tag} stalled: the engine "
                 f"reported nothing for {stall_seconds:.0f} s ({type(exc).__name__}); check the "
