@@ -154,13 +154,13 @@ def cloud_status(cohort: CohortOption = cloud.DEFAULT_COHORT, as_json: JsonOptio
 def cloud_down(cohort: CohortOption = cloud.DEFAULT_COHORT) -> None:
     """Remove the cohort's VMs, registry, volumes, network, keys and state. Idempotent."""
     report = cloud.down(cohort)
-    if not (report.containers or report.volumes or report.networks or report.files):
+    if not (report.containers or report.volumes or report.networks or report.files or report.tags):
         out.print(f"Cohort '{cohort}': nothing to remove.")
         return
     out.print(
         f"Cohort '{cohort}' removed: {len(report.containers)} containers, "
         f"{len(report.volumes)} volumes, {len(report.networks)} networks, "
-        f"{len(report.files)} state paths."
+        f"{len(report.files)} state paths, {len(report.tags)} image tags of its registry."
     )
 
 

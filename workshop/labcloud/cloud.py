@@ -901,6 +901,21 @@ class DownReport:
     volumes: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # This machine's image tags for the cohort's registry (pushes keep their tag, as
+    # `docker push` does); the images themselves stay.
+    tags: list[str] = field(default_factory=list)
+
+
+def _untag_registry(client: docker.DockerClient, address: str) -> list[str]:
+    """Remove this engine's tags of images pushed to ``address`` (the images stay)."""
+    removed = []
+    for image in client.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"{address}/"):
+                with contextlib.suppress(docker.errors.APIError):
+                    client.api.remove_image(tag, noprune=True)
+                    removed.append(tag)
+    return removed
 
 
 def down(cohort: str) -> DownReport:
@@ -914,6 +929,8 @@ def down(cohort: str) -> DownReport:
         if address and (_DOCKER_CERTS_DIR / address).is_dir():
             shutil.rmtree(_DOCKER_CERTS_DIR / address)
             report.files.append(str(_DOCKER_CERTS_DIR / address))
+        if address:
+            report.tags += _untag_registry(client, address)
         container.remove(force=True, v=False)
         report.containers.append(container.name)
     for volume in client.volumes.list(filters=selector):

@@ -149,9 +149,6 @@ def test_second_up_changes_nothing(lab_cloud, engine):
     ]
     assert [image["built"] for image in again["images"]] == [False] * len(again["images"])
     assert again["ready"] is True
-    # Seeding classroom/hello pushes through a temporary tag that must not stay behind.
-    address = lab_cloud["registry"]["address"]
-    assert not [tag for image in engine.images.list() for tag in image.tags if address in tag]
 
 
 def test_status_reports_every_vm(lab_cloud):
@@ -172,6 +169,9 @@ def test_down_removes_exactly_the_cohort_and_is_idempotent(state_root, engine, l
     assert up.returncode == 0, up.stderr
     address = json.loads(up.stdout)["registry"]["address"]
     assert all(labelled(engine, cohort).values())
+    # A push keeps its tag (as `docker push` does); down removes the cohort's, not the image.
+    hello = next(i for i in engine.images.list() if any("/hello" in t for t in i.tags))
+    engine.api.tag(hello.id, f"{address}/classroom/hello", "1")
 
     # A stopped VM shows up in status, and status says the cohort is not ready.
     engine.containers.get(f"ws-{cohort}-student-01").stop(timeout=10)
@@ -185,6 +185,8 @@ def test_down_removes_exactly_the_cohort_and_is_idempotent(state_root, engine, l
     assert labelled(engine, cohort) == {"containers": [], "volumes": [], "networks": []}
     assert not (state_root / cohort).exists()
     assert not Path(f"/etc/docker/certs.d/{address}").exists()
+    assert not [t for i in engine.images.list() for t in i.tags if t.startswith(f"{address}/")]
+    assert engine.images.get(hello.id), "the image itself stays"
     assert labelled(engine, lab_cloud["cohort"]) == other, "down touched another cohort"
     assert {v.name for v in engine.volumes.list()} == volumes_before, "up or down leaked a volume"
 
