@@ -11,8 +11,12 @@ if (files.length === 0) {
 }
 const lint = await createLinter();
 let problems = 0;
+// This WebAssembly build predates the `vars` context (configuration variables, GitHub
+// 2023) and calls it undefined; that one message is dropped, every other is kept.
+const predatesVars = (r) => r.kind === "expression" && r.message.startsWith('undefined variable "vars"');
 for (const file of files) {
   for (const r of lint(await readFile(file, "utf8"), file)) {
+    if (predatesVars(r)) continue;
     console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
     problems += 1;
   }
