@@ -35,6 +35,10 @@ from pydantic import ConfigDict, with_config
 from registries.base import Credentials, RegistryError, check_repository_name
 
 ARM_SCOPE = "https://management.azure.com/.default"
+# Registry logins take an Entra ID token for this audience; the ARM audience also works
+# unless the registry disables it (an Azure Policy Microsoft recommends), so it is not used.
+ACR_AUDIENCE = "https://containerregistry.azure.net"
+ACR_SCOPE = f"{ACR_AUDIENCE}/.default"
 # The all-zero user is how ACR spells "the password is a refresh token" (az acr login).
 REFRESH_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # noqa: S105 (a user name)
 REFRESH_MARGIN = dt.timedelta(minutes=15)
@@ -163,7 +167,7 @@ class AcrRegistry:
             self._data = ContainerRegistryClient(
                 self._endpoint,
                 self._credential,
-                audience="https://containerregistry.azure.net",
+                audience=ACR_AUDIENCE,
                 **self._transport,
             )
         return self._data
@@ -187,7 +191,10 @@ class AcrRegistry:
         """
         if self._token and not self._token.expires_within(REFRESH_MARGIN, self._clock()):
             return self._token
-        entra = self._call("log in", lambda: self._credential.get_token(ARM_SCOPE))
+        # The token must come from the tenant the exchange names (a guest identity has
+        # several), so tenant_id asks Entra ID for that tenant's token.
+        tenant = {"tenant_id": self.settings.tenant_id} if self.settings.tenant_id else {}
+        entra = self._call("log in", lambda: self._credential.get_token(ACR_SCOPE, **tenant))
         form = {
             "grant_type": "access_token",
             "service": self.login_server,

@@ -50,6 +50,10 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+ARM_AUDIENCE = "https://management.azure.com"
+ACR_AUDIENCE = "https://containerregistry.azure.net"
+
+
 class AcrServer:
     """The fake ACR; ``start()`` also starts the distribution registry behind it."""
 
@@ -58,6 +62,9 @@ class AcrServer:
         self.resource_group = resource_group
         self.name = name
         self.entra_tokens: set[str] = set()
+        # The Azure Policy that disables ARM-audience tokens for registry logins (Microsoft
+        # recommends it): then /oauth2/exchange takes only containerregistry.azure.net.
+        self.arm_audience_allowed = False
         self.scope_maps: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
         self.passwords: dict[str, tuple[str, dt.datetime]] = {}  # token name -> (value, expiry)
@@ -119,6 +126,14 @@ class AcrServer:
         self._server.server_close()
 
     # --- tokens -------------------------------------------------------------------------
+
+    def entra_claims(self, token: str) -> dict[str, str] | None:
+        """The aud and tid of an Entra ID token this fake's tenant issued (None: not one)."""
+        base, *parts = token.split("|")
+        if base not in self.entra_tokens:
+            return None
+        claims = dict(part.split("=", 1) for part in parts if "=" in part)
+        return {"aud": claims.get("aud", ""), "tid": claims.get("tid", "")}
 
     def sign(self, claims: dict[str, Any], lifetime: dt.timedelta) -> str:
         now = int(time.time())
@@ -208,10 +223,19 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
 
         def _arm_authorised(self) -> bool:
             bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
-            if bearer in fake.entra_tokens:
-                return True
-            self._arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
-            return False
+            claims = fake.entra_claims(bearer)
+            if claims is None:
+                self._arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+                return False
+            if claims["aud"] != ARM_AUDIENCE:
+                self._arm_error(
+                    401,
+                    "InvalidAuthenticationTokenAudience",
+                    f"The access token has been obtained for wrong audience or resource "
+                    f"'{claims['aud']}'.",
+                )
+                return False
+            return True
 
         def _route(self, method: str) -> None:
             url = urlsplit(self.path)
@@ -350,8 +374,16 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
 
         def _oauth(self, method: str, url: Any) -> None:
             if method == "POST" and url.path == "/oauth2/exchange":
-                form = parse_qs(self._body().decode())
-                if form.get("access_token", [""])[0] not in fake.entra_tokens:
+                form = {k: v[0] for k, v in parse_qs(self._body().decode()).items()}
+                if form.get("grant_type") not in ("access_token", "access_token_refresh_token"):
+                    return self._send(400, {"errors": [{"code": "UNSUPPORTED_GRANT_TYPE"}]})
+                if form.get("service") != fake.login_server:
+                    return self._send(400, {"errors": [{"code": "INVALID_SERVICE"}]})
+                claims = fake.entra_claims(form.get("access_token", ""))
+                audiences = {ACR_AUDIENCE, *([ARM_AUDIENCE] if fake.arm_audience_allowed else [])}
+                if claims is None or claims["aud"] not in audiences:
+                    return self._send(401, {"errors": [{"code": "UNAUTHORIZED"}]})
+                if form.get("tenant") and form["tenant"] != claims["tid"]:
                     return self._send(401, {"errors": [{"code": "UNAUTHORIZED"}]})
                 refresh = fake.sign(
                     {"sub": "instructor", "grant_type": "refresh_token"}, dt.timedelta(hours=3)

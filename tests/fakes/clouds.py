@@ -30,16 +30,24 @@ from tests.fakes.distribution import Distribution, free_port
 
 SERVICE_ACCOUNT = "kit@ml-workshop.iam.gserviceaccount.com"
 ENTRA_TOKEN = "entra-instructor"
+HOME_TENANT = "11111111-2222-3333-4444-555555555555"
 
 
 class EntraToken:
-    """Stands in for Entra ID: a TokenCredential handing out a token the fake accepts."""
+    """Stands in for Entra ID: a TokenCredential whose tokens carry the audience they were
+    asked for (the scope less "/.default") and the tenant that issued them, as real Entra
+    ID tokens do in their aud and tid claims; the fakes check both."""
 
-    def __init__(self, token: str = ENTRA_TOKEN) -> None:
+    def __init__(self, token: str = ENTRA_TOKEN, tenant: str = HOME_TENANT) -> None:
         self.token = token
+        self.tenant = tenant
+        self.requests: list[tuple[tuple[str, ...], str | None]] = []
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self.token, int(time.time()) + 3600)
+        tenant = kwargs.get("tenant_id") or self.tenant
+        self.requests.append((scopes, kwargs.get("tenant_id")))
+        audience = scopes[0].removesuffix("/.default") if scopes else ""
+        return AccessToken(f"{self.token}|aud={audience}|tid={tenant}", int(time.time()) + 3600)
 
 
 def service_account_key(directory: Path, fake: ArtifactRegistryServer) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import docker.errors
 import pytest
+import requests
 
 from registries.acr import REFRESH_TOKEN_USER, AcrRegistry, AcrSettings
 from registries.base import RegistryError
@@ -126,3 +127,51 @@ def test_revoking_one_cohort_leaves_a_cohort_whose_name_starts_the_same(acr, fak
     assert "nov-2026-student02" not in fake.scope_maps
     assert acr.revoke_student_credentials("nov-2026-b/") == ["nov-2026-b-student02"]
     assert "nov-2026-b-student02" not in fake.scope_maps
+
+
+def test_login_uses_the_registry_audience_where_arm_tokens_are_disabled(fake):
+    """The recommended Azure Policy turns ARM-audience tokens off for registry logins; the
+    kit asks Entra ID for containerregistry.azure.net, which every registry accepts."""
+    assert fake.arm_audience_allowed is False
+    credential = EntraToken("entra-instructor")
+    login = AcrRegistry(settings(fake), credential=credential).login()
+    assert login.username == REFRESH_TOKEN_USER
+    assert (("https://containerregistry.azure.net/.default",), None) in credential.requests
+
+
+def test_a_named_tenant_is_where_the_token_comes_from(fake):
+    tenant = "99999999-8888-7777-6666-555555555555"
+    credential = EntraToken("entra-instructor")
+    AcrRegistry(settings(fake, tenant_id=tenant), credential=credential).login()
+    assert (("https://containerregistry.azure.net/.default",), tenant) in credential.requests
+
+    class HomeTenantOnly(EntraToken):
+        """A credential that ignores tenant_id: its token is from another tenant."""
+
+        def get_token(self, *scopes, **kwargs):
+            kwargs.pop("tenant_id", None)
+            return super().get_token(*scopes, **kwargs)
+
+    with pytest.raises(RegistryError, match="refused the Entra ID token"):
+        AcrRegistry(settings(fake, tenant_id=tenant), credential=HomeTenantOnly()).login()
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"service": "other.azurecr.io"}, 400),
+        ({"grant_type": "password"}, 400),
+        ({"access_token": "entra-instructor|aud=https://management.azure.com|tid=x"}, 401),
+        ({"access_token": "someone-else|aud=https://containerregistry.azure.net|tid=x"}, 401),
+    ],
+)
+def test_the_token_service_refuses_what_acr_refuses(fake, change, status):
+    form = {
+        "grant_type": "access_token",
+        "service": fake.login_server,
+        "access_token": "entra-instructor|aud=https://containerregistry.azure.net|tid=x",
+        **change,
+    }
+    url = f"{fake.endpoint}/oauth2/exchange"
+    answer = requests.post(url, data=form, verify=str(fake.ca_file), timeout=10)
+    assert answer.status_code == status
