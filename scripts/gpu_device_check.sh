@@ -19,3 +19,19 @@ else
   echo "pytest is not installed here: compare gpu-fact.json with the two files above" \
     | tee "$OUT/pytest.txt"
 fi
+# The nvidia_toolkit role rewrites the CDI spec when the GPU fact's driver version is not
+# in it: check that a spec generated here names the driver's version (needs nvidia-ctk;
+# reported, never fatal, where the toolkit is not installed).
+if command -v nvidia-ctk >/dev/null 2>&1; then
+  driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -1)
+  nvidia-ctk --version | head -1 | tee "$OUT/nvidia-ctk.txt"
+  if nvidia-ctk cdi generate --output="$OUT/nvidia.yaml" >"$OUT/cdi-generate.log" 2>&1; then
+    printf 'driver %s named in the CDI spec %s times\n' "$driver" \
+      "$(grep -c -F "$driver" "$OUT/nvidia.yaml")" | tee -a "$OUT/nvidia-ctk.txt"
+  else
+    echo "nvidia-ctk cdi generate failed: see cdi-generate.log" | tee -a "$OUT/nvidia-ctk.txt"
+  fi
+else
+  echo "no nvidia-ctk here: the CDI check needs the NVIDIA Container Toolkit" \
+    | tee "$OUT/nvidia-ctk.txt"
+fi
