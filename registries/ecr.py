@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import json
 import re
+import threading
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,12 +73,18 @@ class EcrRegistry:
             client = self._session.client("ecr", endpoint_url=settings.endpoint_url)
         self._client = client
         self._iam_client: Any = None
+        # A boto3 Session is not thread-safe (its clients are): push_all and the cohort
+        # commands call one adapter from several threads, so clients are made under a lock.
+        self._session_lock = threading.Lock()
 
     @property
     def _iam(self) -> Any:
-        if self._iam_client is None:
-            self._iam_client = self._session.client("iam", endpoint_url=self.settings.endpoint_url)
-        return self._iam_client
+        with self._session_lock:
+            if self._iam_client is None:
+                self._iam_client = self._session.client(
+                    "iam", endpoint_url=self.settings.endpoint_url
+                )
+            return self._iam_client
 
     def _call(self, operation: str, *, client: Any = None, **kwargs: Any) -> Any:
         """One ECR (or IAM) call; credential problems become one line naming the fix."""
@@ -99,11 +106,18 @@ class EcrRegistry:
                 "UnrecognizedClientException",
                 "InvalidSignatureException",
                 "ExpiredTokenException",
-                "AccessDeniedException",
+                "InvalidClientTokenId",
             }:
                 raise RegistryError(
                     f"ecr: AWS refused the credentials ({code}): check AWS_PROFILE or the "
-                    "access keys, and that they allow ecr:* in this account"
+                    "access keys"
+                ) from None
+            # ECR says AccessDeniedException, IAM says AccessDenied: name what was refused.
+            if code in {"AccessDeniedException", "AccessDenied"}:
+                service = (client or self._client).meta.service_model.service_name
+                raise RegistryError(
+                    f"ecr: AWS denied {service}:{exc.operation_name} ({code}): allow that "
+                    "action to the identity the kit runs as (see README, 'Registries')"
                 ) from None
             raise
 

@@ -7,6 +7,7 @@ import re
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
 from registries.base import RegistryError
@@ -183,3 +184,18 @@ def test_revoking_one_cohort_leaves_a_cohort_whose_name_starts_the_same(client, 
     left = [u["UserName"] for u in iam.list_users(PathPrefix="/workshop/")["Users"]]
     assert left == ["nov-2026-b-student01"]
     assert ecr.revoke_student_credentials("nov-2026-b/") == ["nov-2026-b-student01"]
+
+
+def test_iam_access_denied_names_the_refused_action(client):
+    """IAM answers AccessDenied (ECR says AccessDeniedException): one line naming the
+    action to allow, not a traceback. The refusal is botocore's own, from its stubber."""
+    ecr = EcrRegistry(settings(), client=client)
+    iam = ecr._iam
+    with Stubber(iam) as stub:
+        stub.add_client_error(
+            "create_user", service_error_code="AccessDenied", http_status_code=403
+        )
+        with pytest.raises(RegistryError) as refused:
+            ecr.student_credentials("student01", ["jan-2027/student01/classifier"])
+    assert "AWS denied iam:CreateUser (AccessDenied)" in str(refused.value)
+    assert "ecr:*" not in str(refused.value)
