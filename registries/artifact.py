@@ -158,7 +158,16 @@ class ArtifactRegistry:
         return f"{self.settings.host}/{self.settings.project}/{path.repository_id}/{path.image}"
 
     def cleanup_policies(self) -> dict[str, ar.CleanupPolicy]:
-        """Keep the newest images; delete untagged ones after a few days."""
+        """``keep_images`` as ECR's lifecycle rule means it: the newest N stay, the rest go.
+
+        An Artifact Registry KEEP policy only exempts versions from DELETE policies, so the
+        newest N are kept by one and everything else is deleted by another (where both
+        match, KEEP wins); untagged versions also go after a few days."""
+        delete_rest = ar.CleanupPolicy(
+            id="delete-the-rest",
+            action=ar.CleanupPolicy.Action.DELETE,
+            condition=ar.CleanupPolicyCondition(tag_state=ar.CleanupPolicyCondition.TagState.ANY),
+        )
         keep = ar.CleanupPolicy(
             id="keep-newest",
             action=ar.CleanupPolicy.Action.KEEP,
@@ -174,7 +183,7 @@ class ArtifactRegistry:
                 older_than=dt.timedelta(days=self.settings.delete_untagged_after_days),
             ),
         )
-        return {policy.id: policy for policy in (keep, untagged)}
+        return {policy.id: policy for policy in (keep, delete_rest, untagged)}
 
     def ensure_repository(self, repository: str, *, student: str | None = None) -> str:
         """Create the student's Docker repository (awaiting the operation); return the URI."""

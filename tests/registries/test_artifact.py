@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from google.cloud import artifactregistry_v1 as ar
 
 from registries.artifact import ArtifactRegistry, ArtifactSettings, split_name
 from registries.base import RegistryError
@@ -46,7 +47,14 @@ def test_ensure_repository_awaits_the_operation_and_is_idempotent(gcr, fake):
     repo = fake.repositories[name]
     assert repo["format"] == "DOCKER"
     assert repo["labels"] == {"cohort": "nov-2026", "student": "student01"}
-    assert repo["cleanupPolicies"]["keep-newest"]["mostRecentVersions"]["keepCount"] == 20
+    # keep_images means what ECR's rule means: the newest 20 stay and the rest are deleted
+    # (a KEEP policy alone only exempts; a DELETE policy matching every version does it).
+    policies = repo["cleanupPolicies"]
+    action, tag_state = ar.CleanupPolicy.Action, ar.CleanupPolicyCondition.TagState
+    assert policies["keep-newest"]["action"] == action.KEEP  # enums travel as integers
+    assert policies["keep-newest"]["mostRecentVersions"]["keepCount"] == 20
+    assert policies["delete-the-rest"]["action"] == action.DELETE
+    assert policies["delete-the-rest"]["condition"]["tagState"] == tag_state.ANY
     assert any(
         call.startswith("GET /v1/projects/ml-workshop/locations/europe-west1/operations/")
         for call in fake.calls
