@@ -29,7 +29,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import jwt
 from cryptography import x509
@@ -65,6 +65,8 @@ class AcrServer:
         # The Azure Policy that disables ARM-audience tokens for registry logins (Microsoft
         # recommends it): then /oauth2/exchange takes only containerregistry.azure.net.
         self.arm_audience_allowed = False
+        # Catalog and tag lists come in pages of this many (ACR's default is 100).
+        self.page_size = 100
         self.scope_maps: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
         self.passwords: dict[str, tuple[str, dt.datetime]] = {}  # token name -> (value, expiry)
@@ -126,6 +128,18 @@ class AcrServer:
         self._server.server_close()
 
     # --- tokens -------------------------------------------------------------------------
+
+    def page(self, items: list[str], query: str, path: str) -> tuple[list[str], dict[str, str]]:
+        """One page of a sorted list as ACR serves it: ``n`` per page (default
+        ``page_size``), after ``last``, and a ``Link: <...>; rel="next"`` while more remain."""
+        params = parse_qs(query)
+        size = int(params.get("n", [str(self.page_size)])[0])
+        last = params.get("last", [""])[0]
+        rest = [item for item in items if item > last] if last else items
+        page = rest[:size]
+        if len(rest) <= size:
+            return page, {}
+        return page, {"Link": f'<{path}?last={quote(page[-1], safe="")}&n={size}>; rel="next"'}
 
     def entra_claims(self, token: str) -> dict[str, str] | None:
         """The aud and tid of an Entra ID token this fake's tenant issued (None: not one)."""
@@ -243,7 +257,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
             if url.path.startswith("/oauth2/"):
                 return self._oauth(method, url)
             if url.path.startswith("/acr/v1/"):
-                return self._data_plane(method, unquote(url.path))
+                return self._data_plane(method, unquote(url.path), url.query)
             if not self._arm_authorised():
                 return None
             match = re.fullmatch(_ARM + r"(?P<rest>/.*)?", url.path)
@@ -411,7 +425,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
 
         # --- /acr/v1 ------------------------------------------------------------------
 
-        def _data_plane(self, method: str, path: str) -> None:
+        def _data_plane(self, method: str, path: str, query: str = "") -> None:
             bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
             claims = fake.verify(bearer) if bearer else None
             if not claims or claims.get("grant_type"):
@@ -428,11 +442,14 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                 )
             registry = fake.registry
             if path == "/acr/v1/_catalog" and method == "GET":
-                return self._send(200, {"repositories": sorted(registry.catalog())})
+                names, link = fake.page(sorted(registry.catalog()), query, path)
+                return self._send(200, {"repositories": names}, link)
             if match := re.fullmatch(r"/acr/v1/(.+)/_tags", path):
                 tags = registry.tags(match.group(1))
                 if not tags:
                     return self._send(404, {"errors": [{"code": "NAME_UNKNOWN"}]})
+                names, link = fake.page(sorted(tags), query, path)
+                tags = {name: tags[name] for name in names}
                 stamp = _now().isoformat()
                 return self._send(
                     200,
@@ -456,6 +473,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                             for tag, digest in sorted(tags.items())
                         ],
                     },
+                    link,
                 )
             if (match := re.fullmatch(r"/acr/v1/(.+)", path)) and method == "DELETE":
                 tags = registry.tags(match.group(1))

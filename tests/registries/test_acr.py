@@ -175,3 +175,36 @@ def test_the_token_service_refuses_what_acr_refuses(fake, change, status):
     url = f"{fake.endpoint}/oauth2/exchange"
     answer = requests.post(url, data=form, verify=str(fake.ca_file), timeout=10)
     assert answer.status_code == status
+
+
+def test_repositories_and_tags_are_listed_across_pages(acr, fake, engine):
+    """ACR answers 100 entries a page with a Link to the next; here 2 a page, so three
+    repositories and three tags each take two pages, which the SDK must follow."""
+    credentials = acr.login()
+    repositories = [f"pages-2026/student0{n}/app" for n in (1, 2, 3)]
+    for repository in repositories:
+        uri = acr.ensure_repository(repository)
+        assert push(engine, uri, credentials.username, credentials.password) == []
+    uri = acr.ensure_repository(repositories[0])
+    tiny_image(engine, uri)
+    try:
+        for tag in ("2", "3"):
+            engine.images.get(f"{uri}:1").tag(uri, tag)
+            pushed = engine.images.push(
+                uri,
+                tag=tag,
+                auth_config=dict(username=credentials.username, password=credentials.password),
+            )
+            assert "error" not in pushed.lower()
+    finally:
+        for tag in ("1", "2", "3"):
+            if engine.images.list(f"{uri}:{tag}"):
+                engine.images.remove(f"{uri}:{tag}", force=True)
+    fake.page_size = 2
+    try:
+        assert acr.list_repositories("pages-2026/") == repositories
+        assert acr.list_tags(repositories[0]) == ["1", "2", "3"]
+    finally:
+        fake.page_size = 100
+        for repository in repositories:
+            acr.delete_repository(repository, force=True)
