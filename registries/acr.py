@@ -43,7 +43,9 @@ ACR_SCOPE = f"{ACR_AUDIENCE}/.default"
 REFRESH_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # noqa: S105 (a user name)
 REFRESH_MARGIN = dt.timedelta(minutes=15)
 # Scope-map and token names: 5 to 50 letters, digits and hyphens.
-_RESOURCE_NAME = re.compile(r"^[A-Za-z0-9-]{5,50}$")
+# Scope maps and tokens: 5 to 50 alphanumerics, hyphens and underscores (Azure's naming
+# rules for Microsoft.ContainerRegistry).
+_RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]{5,50}$")
 TIMEOUT = 30
 
 
@@ -77,7 +79,7 @@ def access_name(repositories: list[str]) -> str:
             f"acr: one token covers one student's path, got {sorted(prefixes)}: pass "
             "repositories under one path (e.g. nov-2026/student01/...)"
         )
-    name = re.sub(r"[^A-Za-z0-9-]", "-", prefixes.pop())[:50]
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", prefixes.pop())[:50]
     if not _RESOURCE_NAME.match(name):
         raise RegistryError(f"acr: cannot make a token name from {repositories[0]!r}")
     return name

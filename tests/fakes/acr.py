@@ -309,7 +309,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                 )
             if rest == "/generateCredentials" and method == "POST":
                 return self._generate(json.loads(self._body()))
-            match = re.fullmatch(r"/(scopeMaps|tokens)(?:/([A-Za-z0-9-]+))?", rest)
+            match = re.fullmatch(r"/(scopeMaps|tokens)(?:/([^/]+))?", rest)
             if not match:
                 return self._arm_error(404, "NotFound", f"no route {method} {rest}")
             kind, name = match.groups()
@@ -331,7 +331,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
             return self._arm_error(405, "MethodNotAllowed", method)
 
         def _put(self, kind: str, name: str, store: dict, body: dict[str, Any]) -> None:
-            if not re.fullmatch(r"[A-Za-z0-9-]{5,50}", name):
+            if not re.fullmatch(r"[A-Za-z0-9_-]{5,50}", name):  # Azure's rule for both
                 return self._arm_error(400, "InvalidResourceName", f"invalid name {name}")
             properties = dict(body.get("properties") or {})
             if kind == "tokens":

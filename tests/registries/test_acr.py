@@ -208,3 +208,11 @@ def test_repositories_and_tags_are_listed_across_pages(acr, fake, engine):
         fake.page_size = 100
         for repository in repositories:
             acr.delete_repository(repository, force=True)
+
+
+def test_token_names_keep_underscores_as_azure_allows(acr, fake):
+    card = acr.student_credentials("ada_l", ["jan_2027/ada_l/classifier"])
+    assert card["username"] == "jan_2027-ada_l"
+    assert "jan_2027-ada_l" in fake.tokens
+    acr.revoke_student_credentials("jan_2027/")
+    assert "jan_2027-ada_l" not in fake.tokens
