@@ -71,6 +71,7 @@ class AcrServer:
         self.tokens: dict[str, dict[str, Any]] = {}
         self.passwords: dict[str, tuple[str, dt.datetime]] = {}  # token name -> (value, expiry)
         self.operations: dict[str, int] = {}  # id -> polls left before Succeeded
+        self.results: dict[str, Any] = {}  # generateCredentials operation id -> its result
         self.calls: list[str] = []
         self.lock = threading.Lock()
 
@@ -309,6 +310,18 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                 )
             if rest == "/generateCredentials" and method == "POST":
                 return self._generate(json.loads(self._body()))
+            if match := re.fullmatch(r"/generateCredentials/operationResults/([\w-]+)", rest):
+                with fake.lock:
+                    left = fake.operations.get(match.group(1), 0)
+                    fake.operations[match.group(1)] = max(0, left - 1)
+                    result = fake.results.get(match.group(1))
+                if result is None:
+                    return self._arm_error(404, "NotFound", "no such operation")
+                if left:  # still running: the same Location again
+                    return self._send(
+                        202, None, {"Location": self._location(match.group(1)), "Retry-After": "0"}
+                    )
+                return self._send(200, result)
             match = re.fullmatch(r"/(scopeMaps|tokens)(?:/([^/]+))?", rest)
             if not match:
                 return self._arm_error(404, "NotFound", f"no route {method} {rest}")
@@ -367,21 +380,31 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
             expiry = dt.datetime.fromisoformat(body["expiry"]) if body.get("expiry") else None
             expiry = expiry or _now() + dt.timedelta(days=365)
             value = secrets.token_urlsafe(32)
+            result = {
+                "username": name,
+                "passwords": [
+                    {
+                        "name": body.get("name", "password1"),
+                        "value": value,
+                        "creationTime": _now().isoformat(),
+                        "expiry": expiry.isoformat(),
+                    }
+                ],
+            }
+            # As ARM does: 202 Accepted and a Location to poll; the result comes from there.
+            operation = uuid.uuid4().hex
             with fake.lock:
                 fake.passwords[name] = (value, expiry)
+                fake.results[operation] = result
+                fake.operations[operation] = 1  # one more 202 before the result
             return self._send(
-                200,
-                {
-                    "username": name,
-                    "passwords": [
-                        {
-                            "name": body.get("name", "password1"),
-                            "value": value,
-                            "creationTime": _now().isoformat(),
-                            "expiry": expiry.isoformat(),
-                        }
-                    ],
-                },
+                202, None, {"Location": self._location(operation), "Retry-After": "0"}
+            )
+
+        def _location(self, operation: str) -> str:
+            return (
+                f"{fake.endpoint}{fake.resource_id}/generateCredentials/operationResults/"
+                f"{operation}?api-version=2025-11-01"
             )
 
         # --- token service ------------------------------------------------------------

@@ -50,6 +50,9 @@ def test_a_student_token_pushes_to_its_own_repository_only(acr, fake, engine):
         "repositories/nov-2026/student01/gateway/metadata/read",
     ]
     assert any("/operationStatuses/" in call for call in fake.calls), "creation was polled"
+    assert any("/generateCredentials/operationResults/" in c for c in fake.calls), (
+        "the password came from the 202's Location, as ARM answers"
+    )
 
     # docker login with the token, then pushes, exactly as the student will.
     engine.login(card["username"], card["password"], registry=fake.login_server, reauth=True)
