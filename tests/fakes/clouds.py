@@ -31,6 +31,9 @@ from tests.fakes.distribution import Distribution, free_port
 SERVICE_ACCOUNT = "kit@ml-workshop.iam.gserviceaccount.com"
 ENTRA_TOKEN = "entra-instructor"
 HOME_TENANT = "11111111-2222-3333-4444-555555555555"
+# The registry login moto's GetAuthorizationToken hands out for its default account; the
+# distribution registry standing in for ECR's demands it (an anonymous push is refused).
+MOTO_ECR_LOGIN = ("AWS", "123456789012-auth-token")
 
 
 class EntraToken:
@@ -114,7 +117,7 @@ def cloud_registries(root: str | Path) -> Iterator[dict[str, Any]]:
         stack.callback(moto.stop)
         for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.setdefault(variable, "testing")
-        ecr_data = Distribution(root / "ecr").start()
+        ecr_data = Distribution(root / "ecr", basic_auth=MOTO_ECR_LOGIN).start()
         stack.callback(ecr_data.stop)
         gcr_data = Distribution(root / "gcr").start()
         stack.callback(gcr_data.stop)

@@ -20,6 +20,7 @@ import requests
 import yaml
 
 from registries.local import MANIFEST_TYPES
+from workshop.labcloud import pki
 
 
 def free_port() -> int:
@@ -39,10 +40,17 @@ class TokenAuth:
 class Distribution:
     """``docker-registry serve`` on a free port, its storage under ``root``."""
 
-    def __init__(self, root: Path, token_auth: TokenAuth | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        token_auth: TokenAuth | None = None,
+        basic_auth: tuple[str, str] | None = None,
+    ) -> None:
         self.root = root
         self.port = free_port()
         self.token_auth = token_auth
+        # One login (user, password) the registry demands over basic auth, as ECR does.
+        self.basic_auth = basic_auth
         self.process: subprocess.Popen[bytes] | None = None
         # With token auth: a full-access bearer for one repository (None: the catalog).
         self.bearer: Callable[[str | None], str] | None = None
@@ -73,6 +81,9 @@ class Distribution:
                 }
             }
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.basic_auth:
+            (self.root / "htpasswd").write_text(pki.htpasswd_line(*self.basic_auth))
+            config["auth"] = {"htpasswd": {"realm": "fake", "path": str(self.root / "htpasswd")}}
         (self.root / "config.yml").write_text(yaml.safe_dump(config))
         log = (self.root / "registry.log").open("ab")
         self.process = subprocess.Popen(
@@ -100,7 +111,8 @@ class Distribution:
         headers = {"Accept": accept} if accept else {}
         if self.bearer:
             headers["Authorization"] = f"Bearer {self.bearer(repository)}"
-        return requests.request(method, f"http://{self.address}{path}", headers=headers, timeout=10)
+        url = f"http://{self.address}{path}"
+        return requests.request(method, url, headers=headers, auth=self.basic_auth, timeout=10)
 
     def catalog(self) -> list[str]:
         """Repositories that hold at least one tag."""

@@ -45,7 +45,10 @@ def aws(tmp_path_factory):
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
-    data = Distribution(tmp_path_factory.mktemp("ecr-data")).start()
+    # ECR's registry takes only the login GetAuthorizationToken hands out (moto's is
+    # AWS:<account>-auth-token); an anonymous push is refused.
+    root = tmp_path_factory.mktemp("ecr-data")
+    data = Distribution(root, basic_auth=clouds.MOTO_ECR_LOGIN).start()
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)

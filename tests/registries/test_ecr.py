@@ -13,6 +13,7 @@ from moto.server import ThreadedMotoServer
 from registries.base import RegistryError
 from registries.ecr import EcrRegistry, EcrSettings
 from tests.fakes.distribution import free_port
+from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +200,26 @@ def test_iam_access_denied_names_the_refused_action(client):
             ecr.student_credentials("student01", ["jan-2027/student01/classifier"])
     assert "AWS denied iam:CreateUser (AccessDenied)" in str(refused.value)
     assert "ecr:*" not in str(refused.value)
+
+
+def test_the_ecr_registry_stand_in_refuses_what_ecr_refuses(aws, engine):
+    """No login, or a login GetAuthorizationToken did not hand out: refused; the adapter's
+    login (the decoded token) pushes. Without this, the fake could not catch a bad login."""
+    uri = f"{aws['backing'].address}/auth-check/tiny"
+    tiny_image(engine, uri)
+    try:
+        assert push_errors(engine, uri, None), "an anonymous push must be refused"
+        wrong = {"username": "AWS", "password": "not-the-token"}
+        assert push_errors(engine, uri, wrong), "a made-up token must be refused"
+        ecr = EcrRegistry(
+            EcrSettings(
+                region="eu-west-1",
+                endpoint_url=aws["endpoint"],
+                registry_host=aws["backing"].address,
+            )
+        )
+        login = ecr.login()
+        right = {"username": login.username, "password": login.password}
+        assert push_errors(engine, uri, right) == []
+    finally:
+        engine.images.remove(f"{uri}:1", force=True)
