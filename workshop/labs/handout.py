@@ -128,10 +128,17 @@ def starter_digests(lab: catalog.Lab) -> dict[str, str]:
     return {name: _sha256(data) for name, data in starter_files(lab).items()}
 
 
+def student_page(lab: catalog.Lab) -> Path:
+    """The page students read: the lab's own file named ``readme_as`` (the practical's
+    ASSIGNMENT.md, which gives no answer away), else its README."""
+    page = lab.directory / lab.handout.readme_as
+    return page if page.is_file() else lab.directory / "README.md"
+
+
 def student_files(lab: catalog.Lab, extra_ca: Path | None = None) -> Files:
     """The student's copy of ``lab``: README, given files, starter, inputs."""
     source = lab.directory / lab.handout.source
-    files: Files = {lab.handout.readme_as: (lab.directory / "README.md").read_bytes()}
+    files: Files = {lab.handout.readme_as: student_page(lab).read_bytes()}
     for entry in lab.handout.files:
         files.update(_read_tree(source, entry))
     files.update(starter_files(lab))

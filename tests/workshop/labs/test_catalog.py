@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from workshop.errors import WorkshopError
-from workshop.labs import bases, catalog
+from workshop.labs import bases, catalog, handout
 
 
 def test_every_lab_parses_and_points_at_real_files():
     labs = catalog.all_labs()
     assert [lab.name for lab in labs][:2] == ["01-hello-ml", "02-image-classifier"]
     for lab in labs:
-        readme = (lab.directory / "README.md").read_text()
-        assert "## What will be checked" in readme or "| # | requirement |" in readme, lab.name
-        assert "Starting point" in readme or "What you start from" in readme, lab.name
+        page = handout.student_page(lab).read_text()  # what the student reads
+        assert "## What will be checked" in page or "| # | requirement |" in page, lab.name
+        assert "Starting point" in page or "What you start from" in page, lab.name
         for image in lab.images:
             assert (lab.directory / image.context / image.dockerfile).exists()
             assert image.base is None or image.base in bases.BASES
@@ -42,3 +42,14 @@ def test_a_broken_lab_file_names_the_file(tmp_path, monkeypatch):
 def test_build_args_point_at_the_local_stand_in_or_the_registry():
     assert bases.build_arg("python") == "workshop/library/python:3.11-slim"
     assert bases.build_arg("redis", "10.213.0.2:5000") == "10.213.0.2:5000/library/redis:7"
+
+
+def test_the_practical_hands_out_the_assignment_not_the_reference_answers():
+    lab = catalog.load("practical")
+    student = handout.student_files(lab)
+    assignment = student["ASSIGNMENT.md"].decode()
+    assert "how the reference meets it" not in assignment
+    assert "## The contract your submission is graded by" in assignment
+    assert "README.md" not in student, "requirement 7 is the student's to write"
+    assert "how the reference meets it" in (lab.directory / "README.md").read_text()
+    assert "README.md" in handout.solution_files(lab)
