@@ -19,6 +19,14 @@ class RegistryError(Exception):
     """
 
 
+def failure(registry: str, exc: Exception) -> str:
+    """One line for a registry call that failed: a RegistryError's own message; any other
+    exception (a cloud SDK's own error) named with its type, so the others keep going."""
+    if isinstance(exc, RegistryError):
+        return str(exc)
+    return f"{registry}: {type(exc).__name__}: {exc}"
+
+
 @dataclass(frozen=True)
 class Credentials:
     """A docker login: host, user and password, and when the password lapses."""

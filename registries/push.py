@@ -21,7 +21,7 @@ import docker.errors
 import requests
 import urllib3.exceptions
 
-from registries.base import Credentials, Registry, RegistryError
+from registries.base import Credentials, Registry, RegistryError, failure
 
 # (push key "registry repository:tag", status, bytes sent, bytes to send)
 ProgressFn = Callable[[str, str, int, int], None]
@@ -256,11 +256,11 @@ def push_all(
             continue
         try:
             auth, uris = prepared[result.registry].result()
-        except (RegistryError, docker.errors.DockerException, OSError) as exc:
+        except (docker.errors.DockerException, OSError) as exc:
             result.error = str(exc)
             continue
-        except Exception as exc:  # a cloud SDK's own error: name it, keep the others going
-            result.error = f"{result.registry}: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # one registry's failure is its rows; the others go on
+            result.error = failure(result.registry, exc)
             continue
         result.uri, result._auth = uris[result.repository], auth
 

@@ -25,22 +25,13 @@ from rich.table import Table
 
 from registries import config, push
 from registries.base import Registry, RegistryError
-from registries.local import LocalRegistry
 from workshop.errors import WorkshopError
-from workshop.labcloud.registry import classroom_registry
+from workshop.labcloud.registry import default_local
 from workshop.labs import catalog
 
 # Wide enough off a terminal (CI logs, pipes) that no column is cut short.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
-
-
-def _classroom_registry(cohort: str) -> LocalRegistry:
-    """The lab cloud cohort's registry: the default ``local`` without a ``local:`` section."""
-    try:
-        return classroom_registry(cohort)
-    except WorkshopError as exc:
-        raise RegistryError(f"local: {exc}") from None
 
 
 def render(results: list[push.PushResult], dry_run: bool) -> None:
@@ -109,9 +100,7 @@ def main(
     failed_to_open: list[push.PushResult] = []
     for name in names:
         try:
-            opened[name] = config.open_registry(
-                name, settings, cohort, default_local=_classroom_registry
-            )
+            opened[name] = config.open_registry(name, settings, cohort, default_local=default_local)
         except RegistryError as exc:  # this registry is out; the others still run
             failed_to_open += [
                 push.PushResult(

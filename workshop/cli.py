@@ -176,16 +176,14 @@ ConfigOption = Annotated[
 def _open_registries(names: list[str], config_file: str | None, cohort: str) -> tuple[dict, list]:
     """Adapters for ``names``; those that cannot open are returned as (name, error)."""
     from registries import config  # the cloud SDKs load only for registry commands
-    from workshop.labcloud.registry import classroom_registry
+    from workshop.labcloud.registry import default_local
 
     settings = config.load(config_file)
     opened, failed = {}, []
     for name in names:
         try:
-            opened[name] = config.open_registry(
-                name, settings, cohort, default_local=classroom_registry
-            )
-        except (WorkshopError, RegistryError) as exc:
+            opened[name] = config.open_registry(name, settings, cohort, default_local=default_local)
+        except RegistryError as exc:
             failed.append((name, str(exc)))
     return opened, failed
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from registries.base import Registry, RegistryError
+from registries.base import Registry, failure
 from workshop import state
 from workshop.errors import WorkshopError
 from workshop.labcloud import cloud
@@ -113,11 +113,8 @@ def _one_student(
         for repository in access.repositories:
             registry.ensure_repository(repository, student=login)
         card = registry.student_credentials(login, access.repositories)
-    except RegistryError as exc:
-        access.error = str(exc)
-        return access
-    except Exception as exc:  # a cloud SDK's own error: name it, keep the others going
-        access.error = f"{name}: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # one student's failure is their row; the others go on
+        access.error = failure(name, exc)
         return access
     _update_card(cohort, login, name, card)
     access.login = str(card.get("username") or card.get("member") or "")
@@ -149,11 +146,8 @@ def _clean(cohort: str, name: str, registry: Registry, logins: list[str]) -> Cle
             if registry.delete_repository(repository, force=True):
                 cleanup.repositories.append(repository)
         cleanup.credentials = registry.revoke_student_credentials(f"{cohort}/")
-    except RegistryError as exc:
-        cleanup.error = str(exc)
-        return cleanup
-    except Exception as exc:  # a cloud SDK's own error: name it, keep the others going
-        cleanup.error = f"{name}: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # one registry's failure is its row; the others go on
+        cleanup.error = failure(name, exc)
         return cleanup
     for login in logins:
         _update_card(cohort, login, name, None)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 
+from registries.base import RegistryError
 from registries.local import LocalRegistry
+from workshop.errors import WorkshopError
 from workshop.labcloud import cloud
 
 
@@ -33,3 +35,12 @@ def classroom_registry(cohort: str) -> LocalRegistry:
         student_password=student_password,
         cohort=cohort,
     )
+
+
+def default_local(cohort: str) -> LocalRegistry:
+    """``classroom_registry`` as ``registries.config.open_registry``'s ``default_local``:
+    a cohort that is not up is a RegistryError naming ``local``, like any adapter's."""
+    try:
+        return classroom_registry(cohort)
+    except WorkshopError as exc:
+        raise RegistryError(f"local: {exc}") from None
