@@ -237,12 +237,22 @@ class AcrRegistry:
         return sorted(tag.name for tag in tags)
 
     def delete_repository(self, repository: str, *, force: bool = False) -> bool:
-        tags = self.list_tags(repository)
-        if not tags:
+        """Delete the repository, untagged manifests included; False when it is not there.
+
+        A repository whose tags are gone still holds its manifests (and costs storage), so
+        it is found by its properties, not by its tags; the SDK's delete says nothing when
+        the repository is missing.
+        """
+        self.check_name(repository)
+        try:
+            found = self._call(
+                f"read {repository}", lambda: self.data.get_repository_properties(repository)
+            )
+        except ResourceNotFoundError:
             return False
-        if not force:
+        if found.tag_count and not force:
             raise RegistryError(
-                f"acr: {repository} still holds {len(tags)} tag(s): pass force to delete them"
+                f"acr: {repository} still holds {found.tag_count} tag(s): pass force to delete them"
             )
         self._call(f"delete {repository}", lambda: self.data.delete_repository(repository))
         return True

@@ -453,7 +453,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
             claims = fake.verify(bearer) if bearer else None
             if not claims or claims.get("grant_type"):
                 scope = "registry:catalog:*"
-                match = re.fullmatch(r"/acr/v1/(.+?)(?:/_tags)?", path)
+                match = re.fullmatch(r"/acr/v1/(.+?)(?:/_tags(?:/[^/]+)?)?", path)
                 if match and match.group(1) != "_catalog":
                     scope = f"repository:{match.group(1)}:metadata_read,delete"
                 challenge = (
@@ -464,13 +464,20 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                     401, {"errors": [{"code": "UNAUTHORIZED"}]}, {"WWW-Authenticate": challenge}
                 )
             registry = fake.registry
+            # ACR lists, reads and deletes a repository that holds only untagged manifests.
+            stored = set(registry.repositories())
+            unknown = {"errors": [{"code": "NAME_UNKNOWN", "message": "repository not found"}]}
             if path == "/acr/v1/_catalog" and method == "GET":
-                names, link = fake.page(sorted(registry.catalog()), query, path)
+                names, link = fake.page(sorted(stored), query, path)
                 return self._send(200, {"repositories": names}, link)
+            if match := re.fullmatch(r"/acr/v1/(.+)/_tags/([^/]+)", path):
+                if method != "DELETE" or not registry.untag(match.group(1), match.group(2)):
+                    return self._send(404, unknown)
+                return self._send(202)
             if match := re.fullmatch(r"/acr/v1/(.+)/_tags", path):
+                if match.group(1) not in stored:
+                    return self._send(404, unknown)
                 tags = registry.tags(match.group(1))
-                if not tags:
-                    return self._send(404, {"errors": [{"code": "NAME_UNKNOWN"}]})
                 names, link = fake.page(sorted(tags), query, path)
                 tags = {name: tags[name] for name in names}
                 stamp = _now().isoformat()
@@ -498,15 +505,36 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                     },
                     link,
                 )
-            if (match := re.fullmatch(r"/acr/v1/(.+)", path)) and method == "DELETE":
-                tags = registry.tags(match.group(1))
-                if not tags:
-                    return self._send(404, {"errors": [{"code": "NAME_UNKNOWN"}]})
-                registry.delete(match.group(1))
-                return self._send(
-                    202,
-                    {"manifestsDeleted": sorted(set(tags.values())), "tagsDeleted": sorted(tags)},
-                )
+            if match := re.fullmatch(r"/acr/v1/(.+)", path):
+                repository = match.group(1)
+                if repository not in stored:
+                    return self._send(404, unknown)
+                tags = registry.tags(repository)
+                manifests = registry.manifests(repository)
+                if method == "GET":
+                    stamp = _now().isoformat()
+                    return self._send(
+                        200,
+                        {
+                            "registry": fake.login_server,
+                            "imageName": repository,
+                            "createdTime": stamp,
+                            "lastUpdateTime": stamp,
+                            "manifestCount": len(manifests),
+                            "tagCount": len(tags),
+                            "changeableAttributes": {
+                                "deleteEnabled": True,
+                                "writeEnabled": True,
+                                "readEnabled": True,
+                                "listEnabled": True,
+                            },
+                        },
+                    )
+                if method == "DELETE":
+                    registry.delete(repository)
+                    return self._send(
+                        202, {"manifestsDeleted": manifests, "tagsDeleted": sorted(tags)}
+                    )
             return self._send(404, {"errors": [{"code": "NOT_FOUND"}]})
 
     return Handler

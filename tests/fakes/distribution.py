@@ -114,6 +114,30 @@ class Distribution:
         url = f"http://{self.address}{path}"
         return requests.request(method, url, headers=headers, auth=self.basic_auth, timeout=10)
 
+    def repositories(self) -> list[str]:
+        """Every repository in storage, tagged or not (what ACR's catalog lists)."""
+        response = self._get("GET", "/v2/_catalog?n=1000")
+        response.raise_for_status()
+        return list(response.json().get("repositories") or [])
+
+    def _storage(self, repository: str) -> Path:
+        return self.root / "data/docker/registry/v2/repositories" / repository
+
+    def manifests(self, repository: str) -> list[str]:
+        """Digests of every manifest in the repository, tagged or not."""
+        revisions = self._storage(repository) / "_manifests/revisions/sha256"
+        if not revisions.is_dir():
+            return []
+        return sorted(f"sha256:{path.name}" for path in revisions.glob("*"))
+
+    def untag(self, repository: str, tag: str) -> bool:
+        """Drop a tag and keep its manifest, as `az acr repository untag` does."""
+        link = self._storage(repository) / "_manifests/tags" / tag
+        if not link.is_dir():
+            return False
+        shutil.rmtree(link)
+        return True
+
     def catalog(self) -> list[str]:
         """Repositories that hold at least one tag."""
         response = self._get("GET", "/v2/_catalog?n=1000")
@@ -135,5 +159,8 @@ class Distribution:
         return {tag: digest for tag, digest in found.items() if digest}
 
     def delete(self, repository: str) -> None:
+        """The repository goes, untagged manifests included (distribution has no call for
+        that; its catalog reads the storage, so removing the directory removes it)."""
         for digest in set(self.tags(repository).values()):
             self._get("DELETE", f"/v2/{repository}/manifests/{digest}", repository)
+        shutil.rmtree(self._storage(repository), ignore_errors=True)

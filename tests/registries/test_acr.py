@@ -219,3 +219,20 @@ def test_token_names_keep_underscores_as_azure_allows(acr, fake):
     assert "jan_2027-ada_l" in fake.tokens
     acr.revoke_student_credentials("jan_2027/")
     assert "jan_2027-ada_l" not in fake.tokens
+
+
+def test_a_repository_holding_only_untagged_manifests_is_deleted(acr, fake, engine):
+    credentials = acr.login()
+    uri = acr.ensure_repository("dec-2026/student06/app")
+    assert push(engine, uri, credentials.username, credentials.password) == []
+    # `az acr repository untag`: the manifest stays, and so does the storage it costs.
+    acr.data.delete_tag("dec-2026/student06/app", "1")
+    assert acr.list_tags("dec-2026/student06/app") == []
+    assert fake.registry.manifests("dec-2026/student06/app"), "the manifest is still there"
+    assert "dec-2026/student06/app" in acr.list_repositories("dec-2026/")
+
+    # No tag left, so no force needed; the repository and its manifest go.
+    assert acr.delete_repository("dec-2026/student06/app") is True
+    assert acr.list_repositories("dec-2026/student06/") == []
+    assert fake.registry.manifests("dec-2026/student06/app") == []
+    assert acr.delete_repository("dec-2026/student06/app") is False
