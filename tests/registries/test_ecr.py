@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import boto3
@@ -62,6 +63,16 @@ def test_ensure_repository_creates_once_with_the_settings(client):
     assert {t["Key"]: t["Value"] for t in tags} == {"cohort": "nov-2026", "student": "student01"}
     policy = client.get_lifecycle_policy(repositoryName="nov-2026/student01/classifier")
     assert '"countNumber": 5' in policy["lifecyclePolicyText"]
+
+
+def test_a_changed_keep_images_reaches_an_existing_repository(client):
+    """The lifecycle rule is written on every ensure, not only on creation."""
+    EcrRegistry(settings(keep_images=5), client=client).ensure_repository("nov-2026/s09/app")
+    EcrRegistry(settings(keep_images=2), client=client).ensure_repository("nov-2026/s09/app")
+    policy = json.loads(
+        client.get_lifecycle_policy(repositoryName="nov-2026/s09/app")["lifecyclePolicyText"]
+    )
+    assert [rule["selection"]["countNumber"] for rule in policy["rules"]] == [2]
 
 
 def test_list_and_delete(client):

@@ -127,6 +127,26 @@ def test_first_run_uploads_second_skips_every_layer_and_digests_agree(
     assert third[0].digest != digest_a
 
 
+def test_layers_the_registry_has_in_another_repository_are_mounted_not_sent(engine, images, aws):
+    """The same image under a second name: the engine mounts its layers from the first
+    repository ("Mounted from ..."), which counts as skipped, and uploads nothing."""
+    registries = {"ecr": EcrRegistry(ecr_settings(aws))}
+    first = push.push_all(engine, registries, [images[0]], prefix="mount-2026")
+    assert first[0].error is None
+    assert first[0].layers_pushed >= 1
+    again = push.SourceImage(images[0].local, f"{images[0].repository}-copy", "1")
+    statuses: list[str] = []
+    second = push.push_all(
+        engine, registries, [again], prefix="mount-2026", progress=lambda *e: statuses.append(e[1])
+    )
+    assert second[0].error is None
+    assert any(status.startswith("Mounted from") for status in statuses), statuses
+    assert second[0].layers_pushed == 0
+    assert second[0].layers_skipped == first[0].layers_pushed
+    assert second[0].bytes_uploaded == 0
+    assert second[0].digest == first[0].digest
+
+
 @contextlib.contextmanager
 def unanswering_server() -> Iterator[int]:
     """A TCP port that accepts connections and never says a word (a registry that hangs)."""
