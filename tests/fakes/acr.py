@@ -24,18 +24,13 @@ import re
 import secrets
 import ssl
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from tests.fakes.distribution import Distribution, TokenAuth
+from tests.fakes.distribution import Distribution, TokenSigner
 from workshop.labcloud import pki
 
 ZERO_USER = "00000000-0000-0000-0000-000000000000"
@@ -81,13 +76,7 @@ class AcrServer:
         self.ca_file.write_bytes(ca.public)
         (root / "tls.pem").write_bytes(tls.public + tls.private)
         # The token signer: a self-signed certificate the registry trusts (rootcertbundle).
-        self._signing = pki.certificate_authority("fake-acr token signer")
-        (root / "signer.crt").write_bytes(self._signing.public)
-        self._x5c = base64.b64encode(
-            x509.load_pem_x509_certificate(self._signing.public).public_bytes(
-                serialization.Encoding.DER
-            )
-        ).decode()
+        self._signer = TokenSigner(root, "fake-acr")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -95,11 +84,9 @@ class AcrServer:
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self.registry = Distribution(root / "registry")
-        self.registry.token_auth = TokenAuth(
-            realm=f"{self.endpoint}/oauth2/token",
-            service=self.registry.address,  # as in ACR: the service is the login server
-            issuer="fake-acr",
-            certificate=root / "signer.crt",
+        # As in ACR, the token service's "service" is the login server.
+        self.registry.token_auth = self._signer.auth(
+            f"{self.endpoint}/oauth2/token", self.registry.address
         )
         self.registry.bearer = self._full_access
 
@@ -151,26 +138,10 @@ class AcrServer:
         return {"aud": claims.get("aud", ""), "tid": claims.get("tid", "")}
 
     def sign(self, claims: dict[str, Any], lifetime: dt.timedelta) -> str:
-        now = int(time.time())
-        payload = {
-            "iss": "fake-acr",
-            "aud": self.login_server,
-            "iat": now,
-            "nbf": now - 5,
-            "exp": now + int(lifetime.total_seconds()),
-            "jti": uuid.uuid4().hex,
-            **claims,
-        }
-        return jwt.encode(
-            payload, self._signing.private, algorithm="ES256", headers={"x5c": [self._x5c]}
-        )
+        return self._signer.sign(self.login_server, claims, lifetime)
 
     def verify(self, token: str) -> dict[str, Any] | None:
-        try:
-            key = x509.load_pem_x509_certificate(self._signing.public).public_key()
-            return jwt.decode(token, key, algorithms=["ES256"], audience=self.login_server)  # type: ignore[arg-type]
-        except jwt.PyJWTError:
-            return None
+        return self._signer.verify(token, self.login_server)
 
     def access_token(self, access: list[dict[str, Any]], subject: str = "instructor") -> str:
         return self.sign({"sub": subject, "access": access}, dt.timedelta(minutes=75))

@@ -6,11 +6,18 @@ create/get/list/delete (long-running operations, awaited through operations.get)
 packages and tags (read from a real distribution registry standing in for
 ``<location>-docker.pkg.dev``), getIamPolicy/setIamPolicy, and ``POST /token`` answering a
 service account's JWT-bearer grant with an access token that every API call must carry.
+
+The registry (``<location>-docker.pkg.dev``) takes only tokens from this fake's
+``/v2/token``, which Docker asks with the login ``oauth2accesstoken`` and an access token,
+as AR's does: the project's owners may push and pull in every repository, anyone else only
+where a repository's IAM policy makes them a writer (push, pull) or reader (pull); nobody
+pushes to a repository that does not exist; an anonymous or unknown login gets nothing.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import re
 import secrets
@@ -21,21 +28,31 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import jwt
 
-from tests.fakes.distribution import Distribution
+from tests.fakes.distribution import Distribution, TokenSigner
 
 _TYPES = "type.googleapis.com/google.devtools.artifactregistry.v1."
 _REPO = r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/repositories/(?P<repo>[^/:]+)"
+# What each role lets a member do in the registry.
+_ROLE_ACTIONS = {
+    "roles/artifactregistry.reader": {"pull"},
+    "roles/artifactregistry.writer": {"pull", "push"},
+    "roles/artifactregistry.repoAdmin": {"pull", "push", "delete"},
+    "roles/artifactregistry.admin": {"pull", "push", "delete"},
+}
 
 
 class ArtifactRegistryServer:
-    """The fake; ``backing`` is the distribution registry that holds the images."""
+    """The fake; ``backing`` is the distribution registry that holds the images (not yet
+    started: ``start()`` starts it behind this fake's token service)."""
 
     def __init__(self, backing: Distribution) -> None:
         self.backing = backing
         self.repositories: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.policies: dict[str, dict[str, Any]] = {}
-        self.tokens: set[str] = set()
+        self.tokens: dict[str, str] = {}  # access token -> the member it was issued to
+        # Members with every right in the project (the kit's own service account).
+        self.owners: set[str] = set()
         # Service accounts this "project" knows: email -> public key (PEM), for the
         # self-signed JWTs Google's client libraries send instead of fetching a token.
         self.service_accounts: dict[str, bytes] = {}
@@ -43,6 +60,9 @@ class ArtifactRegistryServer:
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._signer = TokenSigner(backing.root / "auth", "fake-artifact-registry")
+        backing.token_auth = self._signer.auth(f"{self.endpoint}/v2/token", backing.address)
+        backing.bearer = self._full_access
 
     @property
     def endpoint(self) -> str:
@@ -50,11 +70,78 @@ class ArtifactRegistryServer:
 
     def start(self) -> ArtifactRegistryServer:
         self._thread.start()
+        self.backing.start()
         return self
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self.backing.stop()
+
+    # --- identities and the registry's tokens -----------------------------------------
+
+    def issue_token(self, member: str) -> str:
+        """An access token for ``member``, as ``gcloud auth print-access-token`` gives."""
+        token = f"ya29.fake-{secrets.token_urlsafe(24)}"
+        self.tokens[token] = member
+        return token
+
+    def member(self, token: str) -> str | None:
+        """Who an access token (or a service account's self-signed JWT) belongs to."""
+        if token in self.tokens:
+            return self.tokens[token]
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False})["iss"]
+            key = self.service_accounts[issuer]
+            jwt.decode(token, key, algorithms=["RS256"], options={"verify_aud": False})
+        except (jwt.PyJWTError, KeyError):
+            return None
+        return f"serviceAccount:{issuer}"
+
+    def may(self, member: str | None, name: str) -> set[str]:
+        """What ``member`` may do to the registry path ``project/repo/image``."""
+        project, _, rest = name.partition("/")
+        repository_id = rest.partition("/")[0]
+        resource = next(
+            (
+                key
+                for key in self.repositories
+                if re.fullmatch(
+                    rf"projects/{re.escape(project)}/locations/[^/]+/repositories/"
+                    rf"{re.escape(repository_id)}",
+                    key,
+                )
+            ),
+            None,
+        )
+        if member is None or resource is None:
+            return set()
+        if member in self.owners:
+            return {"pull", "push", "delete"}
+        bindings = self.policies.get(resource, {}).get("bindings", [])
+        return set().union(
+            *(_ROLE_ACTIONS.get(b["role"], set()) for b in bindings if member in b["members"])
+        )
+
+    def registry_token(self, member: str | None, scopes: list[str]) -> str:
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            granted = set(actions.split(",")) & self.may(member, name)
+            access.append({"type": kind, "name": name, "actions": sorted(granted)})
+        claims = {"sub": member or "anonymous", "access": access}
+        return self._signer.sign(self.backing.address, claims, dt.timedelta(minutes=60))
+
+    def _full_access(self, repository: str | None) -> str:
+        """What the fake itself reads the registry with."""
+        if repository is None:
+            access = [{"type": "registry", "name": "catalog", "actions": ["*"]}]
+        else:
+            access = [{"type": "repository", "name": repository, "actions": ["*"]}]
+        return self._signer.sign(
+            self.backing.address, {"sub": "fake", "access": access}, dt.timedelta(minutes=5)
+        )
 
     # --- operations -------------------------------------------------------------------
 
@@ -97,19 +184,27 @@ def _handler(fake: ArtifactRegistryServer) -> type[BaseHTTPRequestHandler]:
 
         def _authorised(self) -> bool:
             bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
-            if bearer in fake.tokens or self._self_signed(bearer):
+            if fake.member(bearer):
                 return True
             self._error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
             return False
 
-        def _self_signed(self, bearer: str) -> bool:
-            try:
-                issuer = jwt.decode(bearer, options={"verify_signature": False})["iss"]
-                key = fake.service_accounts[issuer]
-                jwt.decode(bearer, key, algorithms=["RS256"], options={"verify_aud": False})
-            except (jwt.PyJWTError, KeyError):
-                return False
-            return True
+        def _registry_token(self, query: dict[str, list[str]]) -> None:
+            """Docker's token request: Basic oauth2accesstoken:<access token>, or nothing."""
+            header = self.headers.get("Authorization", "")
+            member = None
+            if header:
+                user, _, password = (
+                    base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+                )
+                member = fake.member(password) if user == "oauth2accesstoken" else None
+                if member is None:
+                    body = {
+                        "errors": [{"code": "UNAUTHORIZED", "message": "Unauthenticated request"}]
+                    }
+                    return self._send(401, body)
+            token = fake.registry_token(member, query.get("scope", []))
+            return self._send(200, {"token": token, "access_token": token, "expires_in": 3600})
 
         def do_POST(self) -> None:
             url = urlsplit(self.path)
@@ -126,9 +221,11 @@ def _handler(fake: ArtifactRegistryServer) -> type[BaseHTTPRequestHandler]:
             return self._error(404, "NOT_FOUND", f"no route POST {url.path}")
 
         def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            if url.path == "/v2/token":
+                return self._registry_token(parse_qs(url.query))
             if not self._authorised():
                 return None
-            url = urlsplit(self.path)
             fake.calls.append(f"GET {url.path}")
             path = url.path.removeprefix("/v1/")
             query = parse_qs(url.query)
@@ -187,8 +284,7 @@ def _handler(fake: ArtifactRegistryServer) -> type[BaseHTTPRequestHandler]:
             claims = jwt.decode(form["assertion"][0], options={"verify_signature": False})
             if "cloud-platform" not in claims.get("scope", ""):
                 return self._send(400, {"error": "invalid_scope"})
-            token = f"ya29.fake-{secrets.token_urlsafe(24)}"
-            fake.tokens.add(token)
+            token = fake.issue_token(f"serviceAccount:{claims['iss']}")
             return self._send(
                 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}
             )

@@ -62,6 +62,7 @@ def service_account_key(directory: Path, fake: ArtifactRegistryServer) -> Path:
     fake.service_accounts[SERVICE_ACCOUNT] = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+    fake.owners.add(f"serviceAccount:{SERVICE_ACCOUNT}")  # the kit's account owns the project
     path = directory / "key.json"
     path.write_text(
         json.dumps(
@@ -119,8 +120,7 @@ def cloud_registries(root: str | Path) -> Iterator[dict[str, Any]]:
             os.environ.setdefault(variable, "testing")
         ecr_data = Distribution(root / "ecr", basic_auth=MOTO_ECR_LOGIN).start()
         stack.callback(ecr_data.stop)
-        gcr_data = Distribution(root / "gcr").start()
-        stack.callback(gcr_data.stop)
+        gcr_data = Distribution(root / "gcr")
         artifact = ArtifactRegistryServer(gcr_data).start()
         stack.callback(artifact.stop)
         (root / "gcp").mkdir(parents=True)

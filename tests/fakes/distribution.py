@@ -8,16 +8,23 @@ as ACR does.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import jwt
 import requests
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from registries.local import MANIFEST_TYPES
 from workshop.labcloud import pki
@@ -35,6 +42,50 @@ class TokenAuth:
     service: str
     issuer: str
     certificate: Path
+
+
+class TokenSigner:
+    """Signs the bearer tokens a registry with token auth takes (ES256, the certificate in
+    x5c, as distribution's token auth verifies them against its rootcertbundle)."""
+
+    def __init__(self, directory: Path, issuer: str) -> None:
+        self.issuer = issuer
+        self._key = pki.certificate_authority(f"{issuer} token signer")
+        directory.mkdir(parents=True, exist_ok=True)
+        self.certificate = directory / "signer.crt"
+        self.certificate.write_bytes(self._key.public)
+        self._x5c = base64.b64encode(
+            x509.load_pem_x509_certificate(self._key.public).public_bytes(
+                serialization.Encoding.DER
+            )
+        ).decode()
+
+    def auth(self, realm: str, service: str) -> TokenAuth:
+        """The registry's side: where to get a token, and whose signature to trust."""
+        return TokenAuth(realm, service, self.issuer, self.certificate)
+
+    def sign(self, audience: str, claims: dict[str, Any], lifetime: dt.timedelta) -> str:
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer,
+            "aud": audience,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + int(lifetime.total_seconds()),
+            "jti": uuid.uuid4().hex,
+            **claims,
+        }
+        return jwt.encode(
+            payload, self._key.private, algorithm="ES256", headers={"x5c": [self._x5c]}
+        )
+
+    def verify(self, token: str, audience: str) -> dict[str, Any] | None:
+        """The claims of a token this signer made for ``audience`` (None: not one)."""
+        try:
+            key = x509.load_pem_x509_certificate(self._key.public).public_key()
+            return jwt.decode(token, key, algorithms=["ES256"], audience=audience)  # type: ignore[arg-type]
+        except jwt.PyJWTError:
+            return None
 
 
 class Distribution:

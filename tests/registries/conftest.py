@@ -15,13 +15,13 @@ from tests.fakes.distribution import Distribution, free_port
 
 @pytest.fixture(scope="module")
 def backing(tmp_path_factory):
-    registry = Distribution(tmp_path_factory.mktemp("ar-data")).start()
-    yield registry
-    registry.stop()
+    """The registry standing in for <location>-docker.pkg.dev (the fake starts it)."""
+    return Distribution(tmp_path_factory.mktemp("ar-data"))
 
 
 @pytest.fixture(scope="module")
 def fake(backing):
+    """Artifact Registry's API and token service, with the registry behind it."""
     server = ArtifactRegistryServer(backing).start()
     yield server
     server.stop()

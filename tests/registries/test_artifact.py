@@ -107,6 +107,43 @@ def test_student_credentials_grant_writer_on_their_repository_once(gcr, fake):
     assert card["repositories"][0].endswith("/nov-2026--student03/classifier")
 
 
+def push_as(engine, uri: str, username: str, password: str) -> list[str]:
+    tiny_image(engine, uri)
+    try:
+        return push_errors(engine, uri, {"username": username, "password": password})
+    finally:
+        engine.images.remove(f"{uri}:1", force=True)
+
+
+def test_the_registry_takes_a_push_only_where_iam_grants_it(gcr, fake, engine):
+    """The student's own Google token (oauth2accesstoken, as after `gcloud auth
+    configure-docker`) pushes to their repository, where the grant is, and nowhere else."""
+    for student in ("student07", "student08"):
+        gcr.ensure_repository(f"jan-2027/{student}/app", student=student)
+    card = gcr.student_credentials("student07", ["jan-2027/student07/app"])
+    token = fake.issue_token(card["member"])
+    own, other = (uri for uri in (gcr.uri(f"jan-2027/{s}/app") for s in ("student07", "student08")))
+
+    assert push_as(engine, own, "oauth2accesstoken", token) == []
+    refused = push_as(engine, other, "oauth2accesstoken", token)
+    assert refused, "a push to another student's repository must be refused"
+    assert "denied" in refused[0].lower() or "unauthorized" in refused[0].lower()
+    assert push_as(engine, other, "oauth2accesstoken", "ya29.made-up"), "unknown token refused"
+    assert push_as(engine, other, "someone", token), "only oauth2accesstoken logs in with a token"
+
+    # The kit's own login owns the project, yet a repository that was never created is
+    # refused, as AR refuses it.
+    kit = gcr.login()
+    assert push_as(engine, gcr.uri("jan-2027/nobody/app"), kit.username, kit.password)
+
+    # The cohort's delete: each image (its emptied repository and the grant on it go too),
+    # then the repositories nobody pushed to; the same token is refused afterwards.
+    assert gcr.delete_repository("jan-2027/student07/app", force=True) is True
+    assert gcr.revoke_student_credentials("jan-2027/") == ["jan-2027/student08"]
+    assert not [name for name in fake.repositories if "jan-2027" in name]
+    assert push_as(engine, own, "oauth2accesstoken", token)
+
+
 def test_revoking_removes_a_repository_nobody_pushed_to_and_only_that_cohorts(gcr, fake):
     """A student who never pushed has a repository (and a writer grant) but no image, so
     deleting images never reaches it; revoking dec-2026 removes it, and leaves dec-2026-b."""
