@@ -12,7 +12,8 @@ Measured here (each is one real run, not a mock):
     check` of Activity 1 on 1 VM vs 4 VMs (every student's work the reference solution);
   * push_all: three kit images to three registries (ECR, Artifact Registry and ACR, each
     the local server from tests/fakes in front of a real distribution registry on this
-    disk), all at once vs one by one, and a second run vs the first (goal < 10%);
+    disk), all at once vs one by one, and a second run vs the first (goal < 10%); a
+    1 GB image (a generated layer) to one registry and to all three at once (s, MB/s);
   * labs: size of each base stand-in and lab image, the classifier's cold build vs the
     rebuild after a code-only change, and its latency p50/p95 on this CPU;
   * grade: `workshop grade` on one submission (the Flask sample of the tests) with a cold
@@ -25,6 +26,7 @@ grade).
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import re
 import secrets
@@ -293,6 +295,41 @@ def bench_registries(console, client, images, distro) -> list[tuple[str, str, st
     )
     if failed:
         rows.append(("push_all FAILURES", str(len(failed)), failed[0][:60]))
+    return rows + bench_big_push(console, client, images, distro)
+
+
+def bench_big_push(console, client, images, distro) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    """An ML-sized image (a generated 1 GB layer): to one registry, then to three at once."""
+    from registries import push
+    from tests.fakes.clouds import cloud_registries
+
+    base = images.build_base(client, distro).tag
+    tag = "kit-bench/big:1"
+    dockerfile = f"FROM {base}\nRUN head -c 1000000000 /dev/urandom > /weights.bin\n"
+    console.print("[dim]push_all: a 1 GB image, to one registry and to three at once...[/]")
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
+    source = [push.SourceImage(tag, "lab/big", "1")]
+    rows: list[tuple[str, str, str]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-big-") as root:
+            with cloud_registries(os.path.join(root, "one")) as registries:
+                one, alone = timed(
+                    lambda: push.push_all(client, {"ecr": registries["ecr"]}, source)
+                )
+            with cloud_registries(os.path.join(root, "three")) as registries:
+                three, together = timed(lambda: push.push_all(client, registries, source))
+    finally:
+        client.images.remove(tag, force=True)
+    for label, results, seconds in (
+        ("push_all 1 GB image to 1 registry (ECR)", one, alone),
+        ("push_all 1 GB image to 3 registries at once", three, together),
+    ):
+        sent = sum(r.bytes_uploaded for r in results) / 1e6
+        failed = [r.error for r in results if not r.ok]
+        note = f"{sent:.0f} MB sent, {sent / seconds:.0f} MB/s" + (
+            f"; FAILED: {failed[0][:40]}" if failed else ""
+        )
+        rows.append((label, f"{seconds:.1f} s", note))
     return rows
 
 
