@@ -18,6 +18,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from tests.conftest import REPO, run_workshop
+from tests.workshop.labs import work
 from workshop.ssh import SshTarget, connect, probe_systemd
 
 pytestmark = pytest.mark.labcloud
@@ -70,6 +71,22 @@ def classroom(lab_cloud):
     provisioned = site(lab_cloud)
     assert provisioned.returncode == 0, provisioned.stdout[-3000:]
     return lab_cloud
+
+
+@pytest.mark.parametrize("lab", ["01-hello-ml", "04-networking-volumes"])
+def test_a_lessons_page_runs_as_written_in_the_students_copy(classroom, lab):
+    """Every command the page shows, pasted by the student into a login shell on their VM
+    in ~/labs/<lab> (where deploy put their copy), in order; the one the page says fails
+    must fail. A command may be retried for a minute, as a student waits for a server."""
+    delivered = workshop(classroom, "deploy", "--lab", lab, "--student", "student01")
+    assert delivered.returncode == 0, delivered.stderr + delivered.stdout
+    commands = work.page_commands((REPO / "workshop/labs" / lab / "README.md").read_text())
+    assert commands, f"{lab}'s page shows no commands"
+    script = work.page_script(f"~/labs/{lab}", commands)
+    ran = as_student(classroom, 0, f"bash -l <<'PAGE'\n{script}PAGE")
+    assert ran.return_code == 0, f"{lab}: {ran.stderr[-2000:]}"
+    leftovers = as_student(classroom, 0, "docker ps -aq; docker network ls -qf name=ml-net")
+    assert leftovers.stdout.strip() == "", "the page's own clean-up leaves nothing running"
 
 
 def test_site_delivers_every_lab_and_the_table_counts_them(classroom):

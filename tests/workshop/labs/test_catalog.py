@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
+from tests.workshop.labs import work
 from workshop.errors import WorkshopError
 from workshop.labs import bases, catalog, handout
 
@@ -53,3 +56,37 @@ def test_the_practical_hands_out_the_assignment_not_the_reference_answers():
     assert "README.md" not in student, "requirement 7 is the student's to write"
     assert "how the reference meets it" in (lab.directory / "README.md").read_text()
     assert "README.md" in handout.solution_files(lab)
+
+
+def test_page_commands_are_read_and_run_as_a_student_types_them(tmp_path):
+    """The harness the lesson pages are tested with: continued lines are one command, a
+    '# fails' command must fail, and the first command that keeps failing stops the run."""
+    page = (
+        "Text\n\n1. Step:\n\n   ```bash\n   echo one \\\n     two > out.txt\n"
+        "   false   # fails: on purpose\n   ```\n\n```bash\ncat out.txt\n# a comment\n```\n"
+    )
+    commands = work.page_commands(page)
+    assert commands == [
+        ("echo one    two > out.txt", False),
+        ("false   # fails: on purpose", True),
+        ("cat out.txt", False),
+    ]
+    ran = subprocess.run(
+        ["bash", "-c", work.page_script(str(tmp_path), commands, tries=1)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (ran.returncode, ran.stdout) == (0, "one two\n")
+    for broken, message in (
+        ([("cat missing.txt", False)], "page command failed: cat missing.txt"),
+        ([("true  # fails", True)], "page command should have failed: true  # fails"),
+    ):
+        ran = subprocess.run(
+            ["bash", "-c", work.page_script(str(tmp_path), broken, tries=1)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert ran.returncode == 1
+        assert message in ran.stderr

@@ -7,6 +7,8 @@ and run ``checks.run_lab`` on it, the same code ``workshop check`` runs on a VM.
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 from workshop.labs import catalog, checks, handout
@@ -41,3 +43,42 @@ def all_passed(run: checks.LabRun) -> None:
     failures = [f"{c.name}: {c.status}: {c.message}" for c in run.checks if not c.passed]
     assert not failures, "\n".join([run.message, *failures])
     assert run.status == checks.PASSED, run.message
+
+
+def page_commands(page: str) -> list[tuple[str, bool]]:
+    """The commands of a student page's ```bash blocks, as a student types them: one per
+    logical line (a trailing backslash continues it), and whether the page says it fails
+    (a trailing ``# fails`` comment)."""
+    commands: list[tuple[str, bool]] = []
+    pattern = r"^( *)```bash\n(.*?)^ *```"  # blocks in list items are indented
+    for indent, block in re.findall(pattern, page, flags=re.MULTILINE | re.DOTALL):
+        logical = ""
+        for line in block.splitlines():
+            line = line.removeprefix(indent)
+            logical += line.rstrip()
+            if logical.endswith("\\"):
+                logical = logical[:-1] + " "
+                continue
+            if logical.strip() and not logical.lstrip().startswith("#"):
+                commands.append((logical.strip(), re.search(r"\s#\s*fails\b", logical) is not None))
+            logical = ""
+    return commands
+
+
+def page_script(directory: str, commands: list[tuple[str, bool]], tries: int = 30) -> str:
+    """A bash script that runs the commands in ``directory`` in order, as one session; a
+    command that fails is tried again for a minute (as a student waits for a server to
+    come up) before the script stops, naming it; one the page says fails must fail."""
+    lines = [
+        f"cd {directory} || exit 1",
+        'try() { local n=0; until eval "$1"; do n=$((n + 1)); '
+        f'[ "$n" -ge {tries} ] && {{ echo "page command failed: $1" >&2; return 1; }}; '
+        "sleep 2; done; }",
+        'fails() { if eval "$1"; then echo "page command should have failed: $1" >&2; '
+        "return 1; fi; }",
+    ]
+    lines += [
+        f"{'fails' if expect_fail else 'try'} {shlex.quote(command)} || exit 1"
+        for command, expect_fail in commands
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lesson 04 reference solution: two containers talking by name on a user-defined network,
 # and a named volume holding the model so more containers start without copying it.
-#   IMAGE=REGISTRY/classroom/image-classifier:1 PYTHON_IMAGE=REGISTRY/library/python:3.11-slim ./solution.sh
+#   IMAGE=$REGISTRY/classroom/image-classifier:1 PYTHON_IMAGE=$REGISTRY/library/python:3.11-slim ./solution.sh
 # Leaves nothing behind unless KEEP=1.
 set -euo pipefail
 
