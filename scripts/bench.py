@@ -26,6 +26,7 @@ grade).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import re
@@ -37,6 +38,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import docker.errors
 from rich.console import Console
 from rich.table import Table
 
@@ -273,6 +275,7 @@ def bench_registries(console, client, images, distro) -> list[tuple[str, str, st
                 lambda: push.push_all(client, registries, sources, workers=1)
             )
     results = first + second + serial_results
+    untag(client, results)
     failed = [r.error for r in results if not r.ok]
     uploaded = sum(r.bytes_uploaded for r in first) / 1e6
     note = f"{len(first)} pushes, {uploaded:.0f} MB of layers sent ({sizes:.0f} MB of images)"
@@ -298,6 +301,13 @@ def bench_registries(console, client, images, distro) -> list[tuple[str, str, st
     return rows + bench_big_push(console, client, images, distro)
 
 
+def untag(client, results) -> None:  # noqa: ANN001
+    """Drop the target tags a push keeps: the bench's registries are gone after it."""
+    for result in results:
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(f"{result.uri}:{result.tag}", noprune=True)
+
+
 def bench_big_push(console, client, images, distro) -> list[tuple[str, str, str]]:  # noqa: ANN001
     """An ML-sized image (a generated 1 GB layer): to one registry, then to three at once."""
     from registries import push
@@ -310,15 +320,19 @@ def bench_big_push(console, client, images, distro) -> list[tuple[str, str, str]
     client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True)
     source = [push.SourceImage(tag, "lab/big", "1")]
     rows: list[tuple[str, str, str]] = []
+    pushed: list = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-big-") as root:
             with cloud_registries(os.path.join(root, "one")) as registries:
                 one, alone = timed(
                     lambda: push.push_all(client, {"ecr": registries["ecr"]}, source)
                 )
+                pushed += one
             with cloud_registries(os.path.join(root, "three")) as registries:
                 three, together = timed(lambda: push.push_all(client, registries, source))
+                pushed += three
     finally:
+        untag(client, pushed)
         client.images.remove(tag, force=True)
     for label, results, seconds in (
         ("push_all 1 GB image to 1 registry (ECR)", one, alone),

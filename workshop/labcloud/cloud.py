@@ -549,7 +549,8 @@ def _ensure_registry(
         container = client.containers.get(name)
     except docker.errors.NotFound:
         container = None
-    if container is not None and container.image.tags[:1] != [image]:
+    # By membership: the image may carry other tags too (a push keeps its target tag).
+    if container is not None and image not in container.image.tags:
         # The registry image changed (a new recipe): replace the container, keep the volume.
         container.remove(force=True)
         container = None

@@ -136,7 +136,14 @@ def test_second_up_changes_nothing(lab_cloud, engine):
         c.name: c.id
         for c in engine.containers.list(filters={"label": f"{cloud.LABEL_COHORT}={cohort}"})
     }
-    result = run_workshop("cloud", "up", "--cohort", cohort, "--students", "2", "--json")
+    # A push keeps its target tag on the image (push_all, the bench): a registry image
+    # with another tag besides its own is still the same image.
+    registry = engine.containers.get(f"ws-{cohort}-registry")
+    registry.image.tag("0kit-test/registry-extra-tag", "1")
+    try:
+        result = run_workshop("cloud", "up", "--cohort", cohort, "--students", "2", "--json")
+    finally:
+        engine.images.remove("0kit-test/registry-extra-tag:1", noprune=True)
     assert result.returncode == 0, result.stderr
     again = json.loads(result.stdout)
     after = {
