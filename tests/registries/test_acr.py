@@ -10,7 +10,7 @@ import requests
 from registries.acr import REFRESH_TOKEN_USER, AcrRegistry, AcrSettings
 from registries.base import RegistryError
 from tests.fakes.clouds import EntraToken, acr_settings
-from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
+from tests.workshop.labcloud.test_cloud import push_as, tiny_image
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +25,6 @@ def settings(fake, **overrides) -> AcrSettings:
 @pytest.fixture
 def acr(fake):
     return AcrRegistry(settings(fake), credential=EntraToken("entra-instructor"))
-
-
-def push(engine, uri: str, username: str, password: str) -> list[str]:
-    tiny_image(engine, uri)
-    try:
-        return push_errors(engine, uri, {"username": username, "password": password})
-    finally:
-        engine.images.remove(f"{uri}:1", force=True)
 
 
 def test_a_student_token_pushes_to_its_own_repository_only(acr, fake, engine):
@@ -57,9 +49,9 @@ def test_a_student_token_pushes_to_its_own_repository_only(acr, fake, engine):
     # docker login with the token, then pushes, exactly as the student will.
     engine.login(card["username"], card["password"], registry=fake.login_server, reauth=True)
     own = f"{fake.login_server}/nov-2026/student01/classifier"
-    assert push(engine, own, card["username"], card["password"]) == []
+    assert push_as(engine, own, card["username"], card["password"]) == []
     other = f"{fake.login_server}/nov-2026/student02/classifier"
-    refused = push(engine, other, card["username"], card["password"])
+    refused = push_as(engine, other, card["username"], card["password"])
     assert refused, "a push to another student's repository must be refused"
     assert any(word in refused[0].lower() for word in ("denied", "unauthorized", "authentication"))
     assert fake.registry.tags("nov-2026/student02/classifier") == {}
@@ -80,7 +72,7 @@ def test_instructor_login_push_list_and_delete(acr, fake, engine):
 
     uri = acr.ensure_repository("dec-2026/student05/app")
     assert uri == f"{fake.login_server}/dec-2026/student05/app"
-    assert push(engine, uri, credentials.username, credentials.password) == []
+    assert push_as(engine, uri, credentials.username, credentials.password) == []
 
     assert "dec-2026/student05/app" in acr.list_repositories("dec-2026/")
     assert acr.list_tags("dec-2026/student05/app") == ["1"]
@@ -187,7 +179,7 @@ def test_repositories_and_tags_are_listed_across_pages(acr, fake, engine):
     repositories = [f"pages-2026/student0{n}/app" for n in (1, 2, 3)]
     for repository in repositories:
         uri = acr.ensure_repository(repository)
-        assert push(engine, uri, credentials.username, credentials.password) == []
+        assert push_as(engine, uri, credentials.username, credentials.password) == []
     uri = acr.ensure_repository(repositories[0])
     tiny_image(engine, uri)
     try:
@@ -224,7 +216,7 @@ def test_token_names_keep_underscores_as_azure_allows(acr, fake):
 def test_a_repository_holding_only_untagged_manifests_is_deleted(acr, fake, engine):
     credentials = acr.login()
     uri = acr.ensure_repository("dec-2026/student06/app")
-    assert push(engine, uri, credentials.username, credentials.password) == []
+    assert push_as(engine, uri, credentials.username, credentials.password) == []
     # `az acr repository untag`: the manifest stays, and so does the storage it costs.
     acr.data.delete_tag("dec-2026/student06/app", "1")
     assert acr.list_tags("dec-2026/student06/app") == []

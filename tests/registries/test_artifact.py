@@ -10,7 +10,7 @@ from google.cloud import artifactregistry_v1 as ar
 
 from registries.artifact import ArtifactRegistry, ArtifactSettings, split_name
 from registries.base import RegistryError
-from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
+from tests.workshop.labcloud.test_cloud import push_as, push_errors, tiny_image
 
 
 def settings(fake, backing, key_file, **overrides) -> ArtifactSettings:
@@ -105,14 +105,6 @@ def test_student_credentials_grant_writer_on_their_repository_once(gcr, fake):
     ]
     assert card["member"] == "user:student03@example.edu"
     assert card["repositories"][0].endswith("/nov-2026--student03/classifier")
-
-
-def push_as(engine, uri: str, username: str, password: str) -> list[str]:
-    tiny_image(engine, uri)
-    try:
-        return push_errors(engine, uri, {"username": username, "password": password})
-    finally:
-        engine.images.remove(f"{uri}:1", force=True)
 
 
 def test_the_registry_takes_a_push_only_where_iam_grants_it(gcr, fake, engine):

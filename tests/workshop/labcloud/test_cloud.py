@@ -86,6 +86,15 @@ def push_errors(engine: docker.DockerClient, repository: str, auth: dict | None)
     return [item["error"] for item in stream if "error" in item]
 
 
+def push_as(engine: docker.DockerClient, uri: str, username: str, password: str) -> list[str]:
+    """A tiny image pushed to ``uri`` with that login, then removed here: the errors."""
+    tiny_image(engine, uri)
+    try:
+        return push_errors(engine, uri, {"username": username, "password": password})
+    finally:
+        engine.images.remove(f"{uri}:1", force=True)
+
+
 def test_registry_takes_an_authenticated_push_over_tls_and_refuses_anonymous(lab_cloud, engine):
     state = Path(lab_cloud["state_dir"])
     address = lab_cloud["registry"]["address"]
