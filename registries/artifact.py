@@ -16,7 +16,9 @@ letter and contain no '--'; the check runs before any call.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,13 +27,20 @@ from typing import Any
 import google.auth
 import google.auth.exceptions
 import google.auth.transport.requests
+import requests
 from google.api_core import exceptions as gexc
 from google.cloud import artifactregistry_v1 as ar
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.oauth2 import service_account
 from pydantic import ConfigDict, with_config
 
-from registries.base import Credentials, RegistryError, check_repository_name
+from registries.base import (
+    GITHUB_ISSUER,
+    Credentials,
+    GitHubRepository,
+    RegistryError,
+    check_repository_name,
+)
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 WRITER_ROLE = "roles/artifactregistry.writer"
@@ -42,6 +51,10 @@ REPOSITORY_ID_MAX = 63
 REFRESH_MARGIN = dt.timedelta(minutes=10)
 # A repository is created by a long-running operation; the kit waits this long for it.
 OPERATION_TIMEOUT = 120
+# Keyless CI: Workload Identity Federation lives in the IAM API (REST only).
+IAM_ENDPOINT = "https://iam.googleapis.com"
+WORKLOAD_IDENTITY_USER = "roles/iam.workloadIdentityUser"
+KIT_MARK = "workshop-ci"  # starts the description of every pool, provider and account it makes
 
 
 def _utcnow() -> dt.datetime:
@@ -62,6 +75,7 @@ class ArtifactSettings:
     delete_untagged_after_days: int = 7
     labels: dict[str, str] = field(default_factory=dict)
     student_member: str | None = None  # e.g. "user:{student}@example.edu"
+    iam_endpoint: str | None = None  # default https://iam.googleapis.com (tests: the fake)
 
     @property
     def host(self) -> str:
@@ -300,6 +314,16 @@ class ArtifactRegistry:
                 "registries file so each student's Google identity can be granted"
             )
         member = self.settings.student_member.format(student=student)
+        self._grant_writer(member, repositories)
+        return {
+            "registry": self.settings.host,
+            "member": member,
+            "login": f"gcloud auth configure-docker {self.settings.host}",
+            "repositories": [self.uri(name) for name in repositories],
+        }
+
+    def _grant_writer(self, member: str, repositories: list[str]) -> None:
+        """``roles/artifactregistry.writer`` for ``member`` on these repositories' ids."""
         for repository_id in sorted({split_name(name).repository_id for name in repositories}):
             resource = self._repository_path(repository_id)
             policy = self._call(
@@ -323,12 +347,6 @@ class ArtifactRegistry:
                     request=iam_policy_pb2.SetIamPolicyRequest(resource=resource, policy=policy),
                 ),
             )
-        return {
-            "registry": self.settings.host,
-            "member": member,
-            "login": f"gcloud auth configure-docker {self.settings.host}",
-            "repositories": [self.uri(name) for name in repositories],
-        }
 
     def revoke_student_credentials(self, prefix: str) -> list[str]:
         """The students' writer grants live on their repositories: delete the Docker
@@ -354,6 +372,196 @@ class ArtifactRegistry:
             )
             removed.append(path)
         return sorted(removed)
+
+    # --- keyless CI: GitHub OIDC through Workload Identity Federation -------------------
+
+    def _iam(
+        self, method: str, path: str, action: str, *, missing_ok: bool = False, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """One IAM API call (REST, with the adapter's credentials), its operation awaited.
+        None for 404 (or 409) when ``missing_ok``; any other refusal is one line."""
+        session = google.auth.transport.requests.AuthorizedSession(self._credentials)
+        url = f"{(self.settings.iam_endpoint or IAM_ENDPOINT).rstrip('/')}/v1/{path}"
+        try:
+            response = session.request(method, url, timeout=60, **kwargs)
+        except google.auth.exceptions.RefreshError:
+            raise RegistryError(
+                f"gcr: Google refused the credentials while trying to {action}: run 'gcloud "
+                "auth application-default login' or check the service-account key"
+            ) from None
+        except requests.RequestException as exc:
+            raise RegistryError(f"gcr: cannot reach the IAM API to {action}: {exc}") from None
+        if missing_ok and response.status_code in (404, 409):
+            return None
+        if response.status_code == 403:
+            raise RegistryError(
+                f"gcr: permission denied to {action} in project {self.settings.project}: the "
+                "account needs roles/iam.workloadIdentityPoolAdmin and "
+                "roles/iam.serviceAccountAdmin there for --ci"
+            )
+        if response.status_code >= 400:
+            message = response.json().get("error", {}).get("message", response.text[:200])
+            raise RegistryError(f"gcr: IAM refused to {action}: {message}")
+        body: dict[str, Any] = response.json() if response.content else {}
+        deadline = time.monotonic() + OPERATION_TIMEOUT
+        while "/operations/" in str(body.get("name", "")) and not body.get("done"):
+            if time.monotonic() > deadline:
+                raise RegistryError(f"gcr: IAM did not finish ({action}) in {OPERATION_TIMEOUT} s")
+            time.sleep(1)
+            body = self._iam("GET", body["name"], action) or {}
+        if "error" in body and body.get("done"):
+            raise RegistryError(f"gcr: IAM failed to {action}: {body['error'].get('message')}")
+        return body
+
+    def _pool_path(self, cohort: str) -> str:
+        pool = _short_id(f"ws-{cohort}", 32)
+        return f"projects/{self.settings.project}/locations/global/workloadIdentityPools/{pool}"
+
+    def _ensure(self, path: str, create: str, query: dict[str, str], body: dict[str, Any]) -> Any:
+        """Get ``path``; create it when missing, undelete it when soft-deleted (a deleted
+        pool or provider keeps its id for 30 days and cannot be created again)."""
+        found = self._iam("GET", path, f"read {path}", missing_ok=True)
+        if found is None:
+            self._iam("POST", create, f"create {path}", params=query, json=body)
+        elif found.get("state") == "DELETED":
+            self._iam("POST", f"{path}:undelete", f"undelete {path}", json={})
+        return self._iam("GET", path, f"read {path}")
+
+    def ci_trust(
+        self, student: str, repositories: list[str], github: GitHubRepository
+    ) -> dict[str, str]:
+        """A workload identity pool per cohort, a provider per student accepting GitHub's
+        tokens for that repository's main branch only, and a service account that only this
+        subject may impersonate, writer on the student's repositories."""
+        paths = {split_name(name).repository_id for name in repositories}
+        if len(paths) != 1:
+            raise RegistryError(f"gcr: --ci covers one student's path, got {sorted(paths)}")
+        repository_id = paths.pop()
+        for name in repositories:
+            self.ensure_repository(name, student=student)
+        kit_path = repository_id.replace("--", "/")
+        cohort = kit_path.split("/")[0]
+        pool = self._pool_path(cohort)
+        pool_id = pool.rsplit("/", 1)[1]
+        self._ensure(
+            pool,
+            pool.rsplit("/", 1)[0],
+            {"workloadIdentityPoolId": pool_id},
+            {"displayName": pool_id, "description": f"{KIT_MARK} {cohort}/"},
+        )
+        provider_id = _short_id(repository_id, 32)
+        provider_body = {
+            "displayName": provider_id,
+            "description": f"{KIT_MARK} {kit_path}/ {github.slug}",
+            "attributeMapping": {
+                "google.subject": "assertion.sub",
+                "attribute.repository": "assertion.repository",
+            },
+            # Google refuses GitHub providers without a condition: only this subject.
+            "attributeCondition": f"assertion.sub == '{github.subject}'",
+            "oidc": {"issuerUri": GITHUB_ISSUER},
+        }
+        provider = self._ensure(
+            f"{pool}/providers/{provider_id}",
+            f"{pool}/providers",
+            {"workloadIdentityPoolProviderId": provider_id},
+            provider_body,
+        )
+        self._iam(
+            "PATCH",
+            f"{pool}/providers/{provider_id}",
+            f"update provider {provider_id}",
+            params={"updateMask": "description,attributeMapping,attributeCondition"},
+            json=provider_body,
+        )
+        account_id = _short_id(f"ci-{repository_id}", 30)
+        email = f"{account_id}@{self.settings.project}.iam.gserviceaccount.com"
+        self._iam(
+            "POST",
+            f"projects/{self.settings.project}/serviceAccounts",
+            f"create service account {account_id}",
+            missing_ok=True,  # 409: it exists already
+            json={
+                "accountId": account_id,
+                "serviceAccount": {
+                    "displayName": f"GitHub Actions of {github.slug}"[:100],
+                    "description": f"{KIT_MARK} {kit_path}/ {github.slug}",
+                },
+            },
+        )
+        # Only GitHub's token for this subject, exchanged through this pool, may act as it.
+        number_pool = provider["name"].split("/providers/")[0]  # projects/<number>/...
+        principal = f"principal://iam.googleapis.com/{number_pool}/subject/{github.subject}"
+        account = f"projects/{self.settings.project}/serviceAccounts/{email}"
+        policy = {"bindings": [{"role": WORKLOAD_IDENTITY_USER, "members": [principal]}]}
+        for attempt in range(5):  # a new account can take seconds to be visible to IAM
+            if self._iam(
+                "POST",
+                f"{account}:setIamPolicy",
+                f"let {github.slug} act as {email}",
+                missing_ok=attempt < 4,
+                json={"policy": policy},
+            ):
+                break
+            time.sleep(2**attempt)
+        self._grant_writer(f"serviceAccount:{email}", repositories)
+        first = split_name(repositories[0])
+        return {
+            "GCP_WORKLOAD_IDENTITY_PROVIDER": str(provider["name"]),
+            "GCP_SERVICE_ACCOUNT": email,
+            "GCP_REGION": self.settings.location,
+            "GAR_REPOSITORY": f"{self.settings.project}/{first.repository_id}/{first.image}",
+        }
+
+    def revoke_ci_trust(self, prefix: str) -> list[str]:
+        """Delete the service accounts and providers ``ci_trust`` made under ``prefix``,
+        and the cohort's pool once no provider is left in it (pools are only soft-deleted:
+        ``ci_trust`` undeletes one within 30 days)."""
+        removed: list[str] = []
+
+        def ours(description: str) -> bool:
+            mark, _, rest = description.partition(" ")
+            return mark == KIT_MARK and rest.split(" ")[0].startswith(prefix)
+
+        accounts: list[dict[str, Any]] = []
+        page: str | None = ""
+        while page is not None:
+            listed = self._iam(
+                "GET",
+                f"projects/{self.settings.project}/serviceAccounts",
+                "list service accounts",
+                params={"pageSize": 100, **({"pageToken": page} if page else {})},
+            )
+            accounts += (listed or {}).get("accounts", [])
+            page = (listed or {}).get("nextPageToken") or None
+        for account in accounts:
+            if ours(account.get("description", "")):
+                self._iam("DELETE", account["name"], f"delete {account['email']}", missing_ok=True)
+                removed.append(account["email"])
+        pool = self._pool_path(prefix.split("/")[0])
+        found = self._iam("GET", pool, f"read {pool}", missing_ok=True)
+        if found is None or found.get("state") == "DELETED" or not ours(found["description"]):
+            return sorted(removed)
+        providers = (self._iam("GET", f"{pool}/providers", "list providers") or {}).get(
+            "workloadIdentityPoolProviders", []
+        )
+        active = [p for p in providers if p.get("state") != "DELETED"]
+        for provider in active:
+            if ours(provider.get("description", "")):
+                self._iam("DELETE", provider["name"], f"delete {provider['name']}", missing_ok=True)
+                removed.append(provider["name"].split("/", 4)[-1])
+        if all(ours(p.get("description", "")) for p in active):
+            self._iam("DELETE", pool, f"delete {pool}", missing_ok=True)
+            removed.append(pool.split("/", 4)[-1])
+        return sorted(removed)
+
+
+def _short_id(text: str, limit: int) -> str:
+    """``text`` when it fits ``limit``, else its start and a hash (stable, distinct)."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{text[: limit - 9].rstrip('-')}-{digest}"
 
 
 def _delete_repository(client: Any, name: str) -> None:

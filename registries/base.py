@@ -82,6 +82,55 @@ class Registry(Protocol):
         """Remove what ``student_credentials`` made for repositories under ``prefix``."""
         ...
 
+    def ci_trust(
+        self, student: str, repositories: list[str], github: GitHubRepository
+    ) -> dict[str, str]:
+        """Let ``github``'s workflow runs on main push to ``repositories`` with OpenID
+        Connect (no stored key); returns the repository variables the workflow reads."""
+        ...
+
+    def revoke_ci_trust(self, prefix: str) -> list[str]:
+        """Remove what ``ci_trust`` made for repositories under ``prefix``."""
+        ...
+
+
+# GitHub's OIDC issuer and what a workflow run's token says about itself.
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+_GITHUB_OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_GITHUB_REPO = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class GitHubRepository:
+    """A GitHub repository whose workflow runs on ``branch`` a cloud is told to trust."""
+
+    owner: str
+    name: str
+    branch: str = "main"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+    @property
+    def subject(self) -> str:
+        """The ``sub`` claim of GitHub's token for a run on the branch (what clouds match)."""
+        return f"repo:{self.slug}:ref:refs/heads/{self.branch}"
+
+    @classmethod
+    def parse(cls, text: str) -> GitHubRepository:
+        """``github:OWNER/REPO`` (GitHub's own name rules), refused with the fix otherwise."""
+        kind, _, slug = text.partition(":")
+        owner, _, name = slug.partition("/")
+        valid = _GITHUB_OWNER.match(owner) and _GITHUB_REPO.match(name) and name not in {".", ".."}
+        if kind != "github" or not valid:
+            raise RegistryError(
+                f"invalid CI repository {text!r}: write github:OWNER/REPO (owner: letters, "
+                "digits and single hyphens, up to 39; repository: letters, digits, '.', '_', "
+                "'-', up to 100), e.g. github:acme-ml/docker-for-ml"
+            )
+        return cls(owner, name)
+
 
 # The OCI distribution spec's repository name: path components of lower-case
 # alphanumerics separated by '.', '_', '__' or '-', joined by '/'.

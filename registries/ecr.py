@@ -22,7 +22,13 @@ import boto3
 import botocore.exceptions
 from pydantic import ConfigDict, with_config
 
-from registries.base import Credentials, RegistryError, check_repository_name
+from registries.base import (
+    GITHUB_ISSUER,
+    Credentials,
+    GitHubRepository,
+    RegistryError,
+    check_repository_name,
+)
 
 # ECR's own rule (CreateRepository's repositoryName pattern in the service model that
 # botocore ships), 2 to 256 characters: separators ".", "_", "__" or a run of "-".
@@ -281,22 +287,24 @@ class EcrRegistry:
             "repositories": [f"{host}/{repository}" for repository in repositories],
         }
 
-    def _grants(self, user: str) -> list[str] | None:
-        """The repositories a /workshop/ user's push policy names, or None without one."""
+    def _grants(self, user: str, *, role: bool = False) -> list[str] | None:
+        """The repositories a /workshop/ user's (or role's) push policy names, or None."""
         try:
-            policy = self._call(
-                "get_user_policy", client=self._iam, UserName=user, PolicyName=PUSH_POLICY
-            )
+            if role:
+                policy = self._call(
+                    "get_role_policy", client=self._iam, RoleName=user, PolicyName=PUSH_POLICY
+                )
+            else:
+                policy = self._call(
+                    "get_user_policy", client=self._iam, UserName=user, PolicyName=PUSH_POLICY
+                )
         except botocore.exceptions.ClientError as exc:
             if self._code(exc) == "NoSuchEntity":
                 return None
             raise
-        document = policy["PolicyDocument"]
-        if isinstance(document, str):  # URL-encoded JSON when not decoded by the client
-            document = json.loads(urllib.parse.unquote(document))
         resources = [
             resource
-            for statement in document.get("Statement", [])
+            for statement in _document(policy["PolicyDocument"]).get("Statement", [])
             for resource in _as_list(statement.get("Resource", []))
         ]
         return [r.split(":repository/", 1)[1] for r in resources if ":repository/" in r]
@@ -330,9 +338,150 @@ class EcrRegistry:
                 removed.append(name)
         return sorted(removed)
 
+    # --- keyless CI (GitHub OIDC) -----------------------------------------------------
+
+    def _github_provider(self) -> str:
+        """The account's IAM OIDC provider for GitHub (one per account), made if missing."""
+        host = GITHUB_ISSUER.removeprefix("https://")
+        listed = self._call("list_open_id_connect_providers", client=self._iam)
+        for provider in listed["OpenIDConnectProviderList"]:
+            if provider["Arn"].endswith(f":oidc-provider/{host}"):
+                return str(provider["Arn"])
+        created = self._call(
+            "create_open_id_connect_provider",
+            client=self._iam,
+            Url=GITHUB_ISSUER,
+            ClientIDList=[STS_AUDIENCE],
+            # IAM no longer checks GitHub's thumbprint (it trusts GitHub's CA), but older
+            # accounts' API still asks for one: GitHub's documented intermediate.
+            ThumbprintList=[GITHUB_THUMBPRINT],
+            Tags=[{"Key": KIT_TAG, "Value": "true"}],
+        )
+        return str(created["OpenIDConnectProviderArn"])
+
+    def ci_trust(
+        self, student: str, repositories: list[str], github: GitHubRepository
+    ) -> dict[str, str]:
+        """An IAM role that GitHub runs of ``github`` on its branch may assume (through the
+        account's OIDC provider, audience sts.amazonaws.com, that ``sub`` exactly) and that
+        may push to ``repositories`` only."""
+        arns = []
+        for repository in repositories:
+            self.ensure_repository(repository, student=student)
+            found = self._call("describe_repositories", repositoryNames=[repository])
+            arns.append(found["repositories"][0]["repositoryArn"])
+        provider = self._github_provider()
+        host = GITHUB_ISSUER.removeprefix("https://")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Federated": provider},
+                    "Action": "sts:AssumeRoleWithWebIdentity",
+                    "Condition": {
+                        "StringEquals": {
+                            f"{host}:aud": STS_AUDIENCE,
+                            f"{host}:sub": github.subject,
+                        }
+                    },
+                }
+            ],
+        }
+        role = f"{_iam_name(repositories)[: 64 - len(CI_SUFFIX)]}{CI_SUFFIX}"
+        try:
+            created = self._call(
+                "create_role",
+                client=self._iam,
+                RoleName=role,
+                Path=IAM_PATH,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                Description=f"GitHub Actions of {github.slug} push to {student}'s repositories",
+                MaxSessionDuration=3600,
+                Tags=[{"Key": "student", "Value": student}, {"Key": "github", "Value": github.slug}]
+                + [{"Key": k, "Value": v} for k, v in sorted(self.settings.tags.items())],
+            )
+            arn = created["Role"]["Arn"]
+        except botocore.exceptions.ClientError as exc:
+            if self._code(exc) != "EntityAlreadyExists":
+                raise
+            self._call(
+                "update_assume_role_policy",
+                client=self._iam,
+                RoleName=role,
+                PolicyDocument=json.dumps(trust),
+            )
+            arn = self._call("get_role", client=self._iam, RoleName=role)["Role"]["Arn"]
+        self._call(
+            "put_role_policy",
+            client=self._iam,
+            RoleName=role,
+            PolicyName=PUSH_POLICY,
+            PolicyDocument=json.dumps(push_policy(arns)),
+        )
+        return {
+            "AWS_ROLE_ARN": str(arn),
+            "AWS_REGION": self.settings.region,
+            "ECR_REPOSITORY": repositories[0],
+        }
+
+    def revoke_ci_trust(self, prefix: str) -> list[str]:
+        """Delete the /workshop/ roles whose push policy grants only repositories under
+        ``prefix``; then the GitHub OIDC provider, when the kit made it and no role in the
+        account trusts it any more."""
+        removed = []
+        remaining_trust = False
+        for page in self._iam.get_paginator("list_roles").paginate():
+            for role in page["Roles"]:
+                name = role["RoleName"]
+                granted = self._grants(name, role=True) if role["Path"] == IAM_PATH else None
+                if granted and all(repo.startswith(prefix) for repo in granted):
+                    policies = self._call("list_role_policies", client=self._iam, RoleName=name)
+                    for policy in policies["PolicyNames"]:
+                        self._call(
+                            "delete_role_policy", client=self._iam, RoleName=name, PolicyName=policy
+                        )
+                    self._call("delete_role", client=self._iam, RoleName=name)
+                    removed.append(name)
+                elif GITHUB_ISSUER.removeprefix("https://") in json.dumps(
+                    _document(role.get("AssumeRolePolicyDocument", {}))
+                ):
+                    remaining_trust = True
+        if removed and not remaining_trust:
+            host = GITHUB_ISSUER.removeprefix("https://")
+            listed = self._call("list_open_id_connect_providers", client=self._iam)
+            for provider in listed["OpenIDConnectProviderList"]:
+                arn = provider["Arn"]
+                if not arn.endswith(f":oidc-provider/{host}"):
+                    continue
+                tags = self._call(
+                    "list_open_id_connect_provider_tags",
+                    client=self._iam,
+                    OpenIDConnectProviderArn=arn,
+                )["Tags"]
+                if {"Key": KIT_TAG, "Value": "true"} in tags:
+                    self._call(
+                        "delete_open_id_connect_provider",
+                        client=self._iam,
+                        OpenIDConnectProviderArn=arn,
+                    )
+                    removed.append(arn.rsplit(":", 1)[-1])
+        return sorted(removed)
+
 
 IAM_PATH = "/workshop/"
 PUSH_POLICY = "workshop-ecr-push"
+CI_SUFFIX = "-github"
+KIT_TAG = "workshop-kit"
+STS_AUDIENCE = "sts.amazonaws.com"
+GITHUB_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
+
+
+def _document(document: Any) -> dict[str, Any]:
+    """A policy document as IAM returns it: a dict, or URL-encoded JSON undecoded."""
+    if isinstance(document, str):
+        return dict(json.loads(urllib.parse.unquote(document)))
+    return dict(document)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -142,6 +142,7 @@ def cloud_registries(root: str | Path) -> Iterator[dict[str, Any]]:
                     location="europe-west1",
                     credentials_file=str(key),
                     endpoint=artifact.endpoint,
+                    iam_endpoint=artifact.endpoint,
                     registry_host=gcr_data.address,
                 )
             ),

@@ -4,12 +4,16 @@ speaking the same API, with a real distribution registry holding the pushed imag
 from __future__ import annotations
 
 import datetime as dt
+import time
 
+import jwt
 import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
 from google.cloud import artifactregistry_v1 as ar
 
 from registries.artifact import ArtifactRegistry, ArtifactSettings, split_name
-from registries.base import RegistryError
+from registries.base import GITHUB_ISSUER, GitHubRepository, RegistryError
 from tests.workshop.labcloud.test_cloud import push_as, push_errors, tiny_image
 
 
@@ -19,6 +23,7 @@ def settings(fake, backing, key_file, **overrides) -> ArtifactSettings:
         location="europe-west1",
         credentials_file=key_file,
         endpoint=fake.endpoint,
+        iam_endpoint=fake.endpoint,
         registry_host=backing.address,
         labels={"cohort": "nov-2026"},
         **overrides,
@@ -167,6 +172,117 @@ def test_names_artifact_registry_cannot_hold_are_refused_before_any_call(gcr, fa
     with pytest.raises(RegistryError, match="gcr: invalid repository name"):
         gcr.ensure_repository(name)
     assert len(fake.calls) == before
+
+
+class GitHubIssuer:
+    """Signs tokens as GitHub's OIDC issuer does for a workflow run (a key of our own,
+    which the fake's STS is told to trust in place of GitHub's published one)."""
+
+    def __init__(self, fake) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        fake.oidc_issuers[GITHUB_ISSUER] = self.key.public_key()
+
+    def token(self, github: GitHubRepository, audience: str, branch: str = "main") -> str:
+        now = int(time.time())
+        claims = {
+            "iss": GITHUB_ISSUER,
+            "aud": audience,
+            "sub": f"repo:{github.slug}:ref:refs/heads/{branch}",
+            "repository": github.slug,
+            "ref": f"refs/heads/{branch}",
+            "iat": now,
+            "exp": now + 300,
+        }
+        return jwt.encode(claims, self.key, algorithm="RS256")
+
+
+def github_login(fake, issuer: GitHubIssuer, variables: dict, github, **kw) -> tuple[int, str]:
+    """What google-github-actions/auth does with token_format access_token: GitHub's token
+    for the provider's audience -> STS's federated token -> the service account's access
+    token. Returns (HTTP status, the access token or the refusal)."""
+    provider = variables["GCP_WORKLOAD_IDENTITY_PROVIDER"]
+    exchanged = requests.post(
+        f"{fake.endpoint}/v1/token",
+        json={
+            "audience": f"//iam.googleapis.com/{provider}",
+            "grantType": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "requestedTokenType": "urn:ietf:params:oauth:token-type:access_token",
+            "scope": "https://www.googleapis.com/auth/cloud-platform",
+            "subjectTokenType": "urn:ietf:params:oauth:token-type:jwt",
+            "subjectToken": issuer.token(github, f"https://iam.googleapis.com/{provider}", **kw),
+        },
+        timeout=10,
+    )
+    if exchanged.status_code != 200:
+        return exchanged.status_code, exchanged.text
+    account = variables["GCP_SERVICE_ACCOUNT"]
+    generated = requests.post(
+        f"{fake.endpoint}/v1/projects/-/serviceAccounts/{account}:generateAccessToken",
+        headers={"Authorization": f"Bearer {exchanged.json()['access_token']}"},
+        json={"scope": ["https://www.googleapis.com/auth/cloud-platform"]},
+        timeout=10,
+    )
+    if generated.status_code != 200:
+        return generated.status_code, generated.text
+    return 200, generated.json()["accessToken"]
+
+
+def test_ci_trust_lets_that_repositorys_main_branch_push_to_the_students_repository(
+    gcr, fake, engine
+):
+    """--ci github:OWNER/REPO end to end, as the workflow logs in: the pool, a provider whose
+    condition names the subject, a service account only that subject may act as, writer on
+    the student's repository. Another branch, another repository and, after revoke, the
+    same run are refused; a cohort whose name starts the same keeps its trust."""
+    issuer = GitHubIssuer(fake)
+    github = GitHubRepository.parse("github:acme-ml/student05-docker")
+    own = ["apr-2027/student05/classifier"]
+    variables = gcr.ci_trust("student05", own, github)
+    assert gcr.ci_trust("student05", own, github) == variables  # safe to repeat
+    assert variables["GCP_WORKLOAD_IDENTITY_PROVIDER"] == (
+        f"projects/{fake.project_number}/locations/global/workloadIdentityPools/ws-apr-2027"
+        "/providers/apr-2027--student05"
+    )
+    assert variables["GCP_SERVICE_ACCOUNT"] == (
+        "ci-apr-2027--student05@ml-workshop.iam.gserviceaccount.com"
+    )
+    assert variables["GAR_REPOSITORY"] == "ml-workshop/apr-2027--student05/classifier"
+    gcr.ensure_repository("apr-2027/student06/classifier", student="student06")
+    other_cohort = gcr.ci_trust("student05", ["apr-2027-b/student05/classifier"], github)
+
+    status, token = github_login(fake, issuer, variables, github)
+    assert status == 200, token
+    assert push_as(engine, gcr.uri(own[0]), "oauth2accesstoken", token) == []
+    refused = push_as(engine, gcr.uri("apr-2027/student06/classifier"), "oauth2accesstoken", token)
+    assert refused, "the CI identity must not push to a classmate's repository"
+
+    status, refusal = github_login(fake, issuer, variables, github, branch="feature")
+    assert status == 400
+    assert "attribute condition" in refusal
+    stranger = GitHubRepository.parse("github:someone-else/student05-docker")
+    status, refusal = github_login(fake, issuer, variables, stranger)
+    assert status == 400
+    assert "attribute condition" in refusal
+
+    removed = gcr.revoke_ci_trust("apr-2027/")
+    assert removed == sorted(
+        [
+            "ci-apr-2027--student05@ml-workshop.iam.gserviceaccount.com",
+            "workloadIdentityPools/ws-apr-2027",
+            "workloadIdentityPools/ws-apr-2027/providers/apr-2027--student05",
+        ]
+    )
+    assert github_login(fake, issuer, variables, github)[0] == 400
+    assert github_login(fake, issuer, other_cohort, github)[0] == 200
+    assert gcr.revoke_ci_trust("apr-2027/") == []
+
+    # Google keeps a deleted pool's id for 30 days: a second create undeletes it.
+    assert gcr.ci_trust("student05", own, github) == variables
+    assert github_login(fake, issuer, variables, github)[0] == 200
+    gcr.revoke_ci_trust("apr-2027/")
+    gcr.revoke_ci_trust("apr-2027-b/")
+    for name in (*own, "apr-2027/student06/classifier", "apr-2027-b/student05/classifier"):
+        gcr.delete_repository(name, force=True)
 
 
 def test_a_token_the_server_does_not_know_is_one_line(fake, backing, key_file):

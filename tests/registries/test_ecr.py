@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
-from registries.base import RegistryError
+from registries.base import GitHubRepository, RegistryError
 from registries.ecr import EcrRegistry, EcrSettings
 from tests.fakes.distribution import free_port
 from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
@@ -234,3 +234,80 @@ def test_the_ecr_registry_stand_in_refuses_what_ecr_refuses(aws, engine):
         assert push_errors(engine, uri, right) == []
     finally:
         engine.images.remove(f"{uri}:1", force=True)
+
+
+def test_ci_trust_is_a_role_for_one_github_repository_on_main(client, endpoint):
+    """--ci github:OWNER/REPO: the account's GitHub OIDC provider (made once, shared), a
+    role whose trust names GitHub's audience and that repository's main branch exactly,
+    allowed to push to the student's repositories only; removed by cohort."""
+    ecr = EcrRegistry(settings(endpoint_url=endpoint))
+    iam = boto3.client("iam", region_name="eu-west-1", endpoint_url=endpoint)
+    github = GitHubRepository.parse("github:acme-ml/student01-docker")
+    repositories = ["mar-2027/student01/classifier"]
+    variables = ecr.ci_trust("student01", repositories, github)
+    again = ecr.ci_trust("student01", repositories, github)  # safe to repeat
+    assert variables == again
+    assert variables["AWS_ROLE_ARN"].endswith(":role/workshop/mar-2027-student01-github")
+    assert variables["ECR_REPOSITORY"] == "mar-2027/student01/classifier"
+    assert variables["AWS_REGION"] == "eu-west-1"
+
+    providers = iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    assert [p["Arn"].rsplit("/", 1)[1] for p in providers] == [
+        "token.actions.githubusercontent.com"
+    ]
+    described = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=providers[0]["Arn"])
+    assert described["ClientIDList"] == ["sts.amazonaws.com"]
+
+    role = iam.get_role(RoleName="mar-2027-student01-github")["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    statement = trust["Statement"][0]
+    assert statement["Principal"] == {"Federated": providers[0]["Arn"]}
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"]["StringEquals"] == {
+        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+        "token.actions.githubusercontent.com:sub": (
+            "repo:acme-ml/student01-docker:ref:refs/heads/main"
+        ),
+    }
+    policy = iam.get_role_policy(
+        RoleName="mar-2027-student01-github", PolicyName="workshop-ecr-push"
+    )
+    arn = client.describe_repositories(repositoryNames=repositories)["repositories"][0]
+    assert policy["PolicyDocument"]["Statement"][1]["Resource"] == [arn["repositoryArn"]]
+
+    # Another cohort whose name starts the same, and a role the kit did not make that
+    # trusts the provider too: both survive mar-2027's revoke, and so does the provider.
+    ecr.ci_trust("student01", ["mar-2027-b/student01/classifier"], github)
+    iam.create_role(RoleName="their-own-deploy-role", AssumeRolePolicyDocument=json.dumps(trust))
+    assert ecr.revoke_ci_trust("mar-2027/") == ["mar-2027-student01-github"]
+    left = {r["RoleName"] for r in iam.list_roles()["Roles"]}
+    assert {"mar-2027-b-student01-github", "their-own-deploy-role"} <= left
+    assert "mar-2027-student01-github" not in left
+    assert iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+
+    # Once nothing trusts the provider the kit made, it goes too; a repeat removes nothing.
+    iam.delete_role(RoleName="their-own-deploy-role")
+    assert ecr.revoke_ci_trust("mar-2027-b/") == [
+        "mar-2027-b-student01-github",
+        "oidc-provider/token.actions.githubusercontent.com",
+    ]
+    assert iam.list_open_id_connect_providers()["OpenIDConnectProviderList"] == []
+    assert ecr.revoke_ci_trust("mar-2027-b/") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "acme/repo",
+        "gitlab:acme/repo",
+        "github:acme",
+        "github:-acme/repo",
+        "github:a--b/repo",
+        "github:acme/re po",
+        "github:acme/..",
+        "github:" + "a" * 40 + "/repo",
+    ],
+)
+def test_a_ci_repository_github_would_refuse_is_refused_naming_the_form(text):
+    with pytest.raises(RegistryError, match="github:OWNER/REPO"):
+        GitHubRepository.parse(text)
