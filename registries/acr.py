@@ -14,6 +14,8 @@ import base64
 import datetime as dt
 import json
 import re
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,7 +34,13 @@ from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 from azure.mgmt.containerregistry import models as acr_models
 from pydantic import ConfigDict, with_config
 
-from registries.base import Credentials, RegistryError, check_repository_name
+from registries.base import (
+    GITHUB_ISSUER,
+    Credentials,
+    GitHubRepository,
+    RegistryError,
+    check_repository_name,
+)
 
 ARM_SCOPE = "https://management.azure.com/.default"
 # Registry logins take an Entra ID token for this audience; the ARM audience also works
@@ -47,6 +55,13 @@ REFRESH_MARGIN = dt.timedelta(minutes=15)
 # rules for Microsoft.ContainerRegistry).
 _RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]{5,50}$")
 TIMEOUT = 30
+# Keyless CI: an Entra app registration per student, trusted through a federated credential.
+GRAPH_AUDIENCE = "https://graph.microsoft.com"
+ARM_AUDIENCE = "https://management.azure.com"
+FEDERATED_AUDIENCE = "api://AzureADTokenExchange"  # what GitHub's token must be issued for
+ACR_PUSH_ROLE = "8311e382-0749-4cb8-b61a-304f252e45ec"  # AcrPush (built-in role id)
+KIT_TAG = "workshop-ci"  # every app registration the kit makes carries it ...
+FEDERATED_NAME = "github-main"  # ... and one federated credential of this name
 
 
 def _utcnow() -> dt.datetime:
@@ -68,6 +83,7 @@ class AcrSettings:
     arm_endpoint: str | None = None  # tests point these two at a local server
     data_endpoint: str | None = None  # default https://<login server>
     ca_file: str | None = None  # a private CA (tests, TLS-inspecting proxies)
+    graph_endpoint: str | None = None  # default https://graph.microsoft.com (tests: the fake)
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -342,6 +358,240 @@ class AcrRegistry:
                 partial(_finish, self._mgmt.scope_maps.begin_delete, rg, registry, name),
             )
         return sorted(removed)
+
+    # --- keyless CI: GitHub OIDC through an Entra app's federated credential ----------
+
+    def _rest(
+        self,
+        method: str,
+        url: str,
+        audience: str,
+        action: str,
+        *,
+        missing_ok: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any] | None:
+        """One Graph or ARM REST call with an Entra ID token for ``audience``; None for a
+        404 when ``missing_ok``; a refusal is one line naming what to grant."""
+        tenant = {"tenant_id": self.settings.tenant_id} if self.settings.tenant_id else {}
+        entra = self._call(
+            action, lambda: self._credential.get_token(f"{audience}/.default", **tenant)
+        )
+        try:
+            response = requests.request(
+                method,
+                url,
+                headers={"Authorization": f"Bearer {entra.token}"},
+                timeout=TIMEOUT,
+                verify=self.settings.ca_file or True,
+                **kwargs,
+            )
+        except requests.RequestException:
+            raise RegistryError(f"acr: cannot reach {url.split('?')[0]} to {action}") from None
+        if missing_ok and response.status_code == 404:
+            return None
+        if response.status_code in (401, 403):
+            who = (
+                "Application Administrator (Entra ID)"
+                if audience == GRAPH_AUDIENCE
+                else ("User Access Administrator (or Owner) on the registry")
+            )
+            raise RegistryError(
+                f"acr: Azure refused to {action} ({response.status_code}): the identity the "
+                f"kit runs as needs {who} for --ci"
+            )
+        if response.status_code >= 400:
+            error = response.json().get("error", {}) if response.content else {}
+            raise _AzureRefusal(
+                response.status_code,
+                str(error.get("code", "")),
+                f"acr: Azure refused to {action}: {error.get('message', response.text[:200])}",
+            )
+        return response.json() if response.content else {}
+
+    def _graph(self, method: str, path: str, action: str, **kwargs: Any) -> dict[str, Any]:
+        base = (self.settings.graph_endpoint or GRAPH_AUDIENCE).rstrip("/")
+        return self._rest(method, f"{base}/v1.0/{path}", GRAPH_AUDIENCE, action, **kwargs) or {}
+
+    def _graph_list(self, path: str, query: str, action: str) -> list[dict[str, Any]]:
+        """Every object a Graph list returns, following ``@odata.nextLink``."""
+        found: list[dict[str, Any]] = []
+        base = (self.settings.graph_endpoint or GRAPH_AUDIENCE).rstrip("/")
+        url: str | None = f"{base}/v1.0/{path}"
+        params: dict[str, str] | None = {"$filter": query}
+        while url:
+            page = self._rest("GET", url, GRAPH_AUDIENCE, action, params=params) or {}
+            found += page.get("value", [])
+            url, params = page.get("@odata.nextLink"), None
+        return found
+
+    @property
+    def _registry_id(self) -> str:
+        return (
+            f"/subscriptions/{self.settings.subscription_id}/resourceGroups/"
+            f"{self.settings.resource_group}/providers/Microsoft.ContainerRegistry/registries/"
+            f"{self.settings.registry}"
+        )
+
+    def _assignments_url(self, name: str = "") -> str:
+        base = (self.settings.arm_endpoint or ARM_AUDIENCE).rstrip("/")
+        path = f"{self._registry_id}/providers/Microsoft.Authorization/roleAssignments"
+        return f"{base}{path}{'/' + name if name else ''}?api-version=2022-04-01"
+
+    def ci_trust(
+        self, student: str, repositories: list[str], github: GitHubRepository
+    ) -> dict[str, str]:
+        """An app registration (and its service principal) for the student, a federated
+        credential trusting GitHub's token for the repository's main branch only, and
+        AcrPush on the registry. No secret is made."""
+        for repository in repositories:
+            self.check_name(repository)
+        name = access_name(repositories)
+        owner_tag = f"{KIT_TAG}:{repositories[0].rpartition('/')[0]}/"
+        apps = self._graph_list(
+            "applications", f"tags/any(t:t eq '{owner_tag}')", "find the app registration"
+        )
+        app = (
+            apps[0]
+            if apps
+            else self._graph(
+                "POST",
+                "applications",
+                f"register app {KIT_TAG}-{name}",
+                json={
+                    "displayName": f"{KIT_TAG}-{name}",
+                    "signInAudience": "AzureADMyOrg",
+                    "tags": [KIT_TAG, owner_tag],
+                    "notes": f"GitHub Actions of {github.slug} push to {student}'s repositories",
+                },
+            )
+        )
+        principals = self._graph_list(
+            "servicePrincipals", f"appId eq '{app['appId']}'", "find the service principal"
+        )
+        principal = (
+            principals[0]
+            if principals
+            else self._graph(
+                "POST",
+                "servicePrincipals",
+                "create the service principal",
+                json={"appId": app["appId"], "tags": [KIT_TAG]},
+            )
+        )
+        credential = {
+            "name": FEDERATED_NAME,
+            "issuer": GITHUB_ISSUER,
+            "subject": github.subject,
+            "audiences": [FEDERATED_AUDIENCE],
+            "description": f"GitHub Actions of {github.slug} on {github.branch}",
+        }
+        path = f"applications/{app['id']}/federatedIdentityCredentials"
+        existing = self._graph("GET", path, "read the federated credentials").get("value", [])
+        if any(item["name"] == FEDERATED_NAME for item in existing):
+            self._graph(
+                "PATCH",
+                f"{path}/{FEDERATED_NAME}",
+                "update the federated credential",
+                json={k: v for k, v in credential.items() if k != "name"},
+            )
+        else:
+            self._graph("POST", path, "add the federated credential", json=credential)
+        # A deterministic assignment name makes a re-run a no-op; a new service principal
+        # can take a while to reach ARM (PrincipalNotFound), so that is retried.
+        assignment = uuid.uuid5(uuid.NAMESPACE_URL, f"{self._registry_id}|{principal['id']}")
+        body = {
+            "properties": {
+                "roleDefinitionId": f"/subscriptions/{self.settings.subscription_id}/providers/"
+                f"Microsoft.Authorization/roleDefinitions/{ACR_PUSH_ROLE}",
+                "principalId": principal["id"],
+                "principalType": "ServicePrincipal",
+            }
+        }
+        for attempt in range(6):
+            try:
+                self._rest(
+                    "PUT",
+                    self._assignments_url(str(assignment)),
+                    ARM_AUDIENCE,
+                    f"grant AcrPush on {self.settings.registry}",
+                    json=body,
+                )
+                break
+            except _AzureRefusal as refusal:
+                if refusal.code == "RoleAssignmentExists":
+                    break
+                if refusal.code != "PrincipalNotFound" or attempt == 5:
+                    raise RegistryError(str(refusal)) from None
+                time.sleep(2**attempt)
+        tenant = self.settings.tenant_id or str(
+            self._graph("GET", "organization", "read the tenant")["value"][0]["id"]
+        )
+        return {
+            "AZURE_CLIENT_ID": str(app["appId"]),
+            "AZURE_TENANT_ID": tenant,
+            "AZURE_SUBSCRIPTION_ID": self.settings.subscription_id,
+            "ACR_NAME": self.settings.registry,
+            "ACR_REPOSITORY": repositories[0],
+        }
+
+    def revoke_ci_trust(self, prefix: str) -> list[str]:
+        """Delete the app registrations (their service principals and AcrPush) that
+        ``ci_trust`` made for repositories under ``prefix``: owned by their exact tag."""
+        removed = []
+        apps = self._graph_list(
+            "applications", f"tags/any(t:t eq '{KIT_TAG}')", "list the app registrations"
+        )
+        for app in apps:
+            owners = [t for t in app.get("tags", []) if t.startswith(f"{KIT_TAG}:")]
+            if not owners or not all(
+                t.removeprefix(f"{KIT_TAG}:").startswith(prefix) for t in owners
+            ):
+                continue
+            principals = self._graph_list(
+                "servicePrincipals", f"appId eq '{app['appId']}'", "find the service principal"
+            )
+            for principal in principals:
+                listed = (
+                    self._rest(
+                        "GET",
+                        self._assignments_url() + f"&$filter=principalId eq '{principal['id']}'",
+                        ARM_AUDIENCE,
+                        "list role assignments",
+                    )
+                    or {}
+                )
+                for assignment in listed.get("value", []):
+                    self._rest(
+                        "DELETE",
+                        self._assignments_url(assignment["name"]),
+                        ARM_AUDIENCE,
+                        "remove AcrPush",
+                        missing_ok=True,
+                    )
+                self._graph(
+                    "DELETE",
+                    f"servicePrincipals/{principal['id']}",
+                    "delete the principal",
+                    missing_ok=True,
+                )
+            self._graph(
+                "DELETE",
+                f"applications/{app['id']}",
+                "delete the app registration",
+                missing_ok=True,
+            )
+            removed.append(str(app["displayName"]))
+        return sorted(removed)
+
+
+class _AzureRefusal(RegistryError):
+    """An ARM or Graph refusal with its status and error code (callers may expect one)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
 
 
 def _grants_only(actions: list[str], prefix: str) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from registries.base import Credentials, RegistryError, check_repository_name
+from registries.base import Credentials, GitHubRepository, RegistryError, check_repository_name
 
 # Every manifest type a tag may point at; the registry returns the digest of the one it has.
 MANIFEST_TYPES = ", ".join(
@@ -171,4 +171,18 @@ class LocalRegistry:
 
     def revoke_student_credentials(self, prefix: str) -> list[str]:
         """Nothing to revoke: classroom logins live and die with the lab cloud."""
+        return []
+
+    def ci_trust(
+        self, student: str, repositories: list[str], github: GitHubRepository
+    ) -> dict[str, str]:
+        """A GitHub runner cannot reach a classroom registry: nothing to trust."""
+        raise RegistryError(
+            f"local: {github.slug}'s GitHub runners cannot reach the classroom registry "
+            f"({self.address}): --ci sets up ecr, gcr or acr; push to the classroom "
+            "registry from the VM (Activity 5, part 2)"
+        )
+
+    def revoke_ci_trust(self, prefix: str) -> list[str]:
+        """Nothing was trusted."""
         return []

@@ -9,6 +9,14 @@
   ``GET /oauth2/token`` (Docker's basic-auth token request, with a scope-map token's name and
   password, or the refresh token as ACR's all-zero user).
 - The data plane's ``/acr/v1`` catalog, tags and repository delete.
+- For keyless CI: Microsoft Graph's applications, service principals and federated
+  identity credentials (``/v1.0``, Graph-audience tokens only; Graph's name and issuer
+  rules), ARM role assignments at the registry's scope (a principal Entra ID does not know
+  is ``PrincipalNotFound``), and Entra ID's token endpoint for a client assertion
+  (``/<tenant>/oauth2/v2.0/token``: a GitHub token signed by a key in ``oidc_issuers``
+  whose issuer, subject and audience match one of the app's federated credentials gives
+  its service principal a token). A principal's registry rights are its role assignments
+  (AcrPush: pull and push; AcrPull: pull).
 
 Images live in a real distribution registry configured for token auth with this server as
 its realm: access tokens are JWTs signed with ``signing`` (x5c header), so the registry
@@ -30,6 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+import jwt
+
 from tests.fakes.distribution import Distribution, TokenSigner
 from workshop.labcloud import pki
 
@@ -47,6 +57,13 @@ def _now() -> dt.datetime:
 
 ARM_AUDIENCE = "https://management.azure.com"
 ACR_AUDIENCE = "https://containerregistry.azure.net"
+GRAPH_AUDIENCE = "https://graph.microsoft.com"
+# Built-in role definition ids -> what they allow in the registry.
+ROLES = {
+    "8311e382-0749-4cb8-b61a-304f252e45ec": {"pull", "push"},  # AcrPush
+    "7f951dda-4ed3-4680-a7ca-43fe172d538d": {"pull"},  # AcrPull
+}
+_FILTER = re.compile(r"(?:tags/any\(t:t eq '(?P<tag>[^']*)'\)|appId eq '(?P<app>[^']*)')")
 
 
 class AcrServer:
@@ -57,6 +74,16 @@ class AcrServer:
         self.resource_group = resource_group
         self.name = name
         self.entra_tokens: set[str] = set()
+        self.tenant = "11111111-2222-3333-4444-555555555555"
+        # Entra ID and Graph: app registrations and service principals by object id, their
+        # federated credentials, which Entra token belongs to which principal, the OIDC
+        # issuers Entra trusts (-> public key), and role assignments on the registry.
+        self.applications: dict[str, dict[str, Any]] = {}
+        self.principals: dict[str, dict[str, Any]] = {}
+        self.federated: dict[str, list[dict[str, Any]]] = {}
+        self.identities: dict[str, str] = {}
+        self.oidc_issuers: dict[str, Any] = {}
+        self.role_assignments: dict[str, dict[str, Any]] = {}
         # The Azure Policy that disables ARM-audience tokens for registry logins (Microsoft
         # recommends it): then /oauth2/exchange takes only containerregistry.azure.net.
         self.arm_audience_allowed = False
@@ -147,7 +174,8 @@ class AcrServer:
         return self.sign({"sub": subject, "access": access}, dt.timedelta(minutes=75))
 
     def allowed(self, token_name: str | None, scopes: list[str]) -> list[dict[str, Any]]:
-        """What a login may do: everything as the refresh-token user, else its scope map."""
+        """What a login may do: everything as the instructor's refresh token, a service
+        principal's role assignments on the registry, else a token's scope map."""
         granted = []
         for scope in scopes:
             kind, _, rest = scope.partition(":")
@@ -155,6 +183,16 @@ class AcrServer:
             wanted = set(actions.split(","))
             if token_name is None:
                 granted.append({"type": kind, "name": name, "actions": sorted(wanted)})
+                continue
+            if token_name.startswith("principal:"):
+                roles = [
+                    a["properties"]["roleDefinitionId"].rsplit("/", 1)[-1]
+                    for a in self.role_assignments.values()
+                    if a["properties"]["principalId"] == token_name.removeprefix("principal:")
+                ]
+                may = set().union(*(ROLES.get(role, set()) for role in roles))
+                actions_granted = sorted(wanted & may) if kind == "repository" else []
+                granted.append({"type": kind, "name": name, "actions": actions_granted})
                 continue
             token = self.tokens.get(token_name)
             scope_map = self.scope_maps.get(
@@ -172,7 +210,9 @@ class AcrServer:
         """The token name a basic-auth login is (None: the all-access user); False: refused."""
         if username == ZERO_USER:
             claims = self.verify(password)
-            return None if claims and claims.get("grant_type") == "refresh_token" else False
+            if not claims or claims.get("grant_type") != "refresh_token":
+                return False
+            return None if claims["sub"] == "instructor" else f"principal:{claims['sub']}"
         stored = self.passwords.get(username)
         if stored and secrets.compare_digest(stored[0], password) and stored[1] > _now():
             status = self.tokens.get(username, {}).get("properties", {}).get("status")
@@ -230,6 +270,10 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                 return self._oauth(method, url)
             if url.path.startswith("/acr/v1/"):
                 return self._data_plane(method, unquote(url.path), url.query)
+            if re.fullmatch(r"/[^/]+/oauth2/v2\.0/token", url.path) and method == "POST":
+                return self._entra_token(url.path.split("/")[1])
+            if url.path.startswith("/v1.0/"):
+                return self._graph(method, url)
             if not self._arm_authorised():
                 return None
             match = re.fullmatch(_ARM + r"(?P<rest>/.*)?", url.path)
@@ -250,6 +294,9 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
 
         def do_DELETE(self) -> None:
             self._route("DELETE")
+
+        def do_PATCH(self) -> None:
+            self._route("PATCH")
 
         # --- ARM ----------------------------------------------------------------------
 
@@ -293,6 +340,10 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                         202, None, {"Location": self._location(match.group(1)), "Retry-After": "0"}
                     )
                 return self._send(200, result)
+            if match := re.fullmatch(
+                r"/providers/Microsoft\.Authorization/roleAssignments(?:/([^/]+))?", rest
+            ):
+                return self._role_assignment(method, match.group(1), url)
             match = re.fullmatch(r"/(scopeMaps|tokens)(?:/([^/]+))?", rest)
             if not match:
                 return self._arm_error(404, "NotFound", f"no route {method} {rest}")
@@ -393,8 +444,9 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                     return self._send(401, {"errors": [{"code": "UNAUTHORIZED"}]})
                 if form.get("tenant") and form["tenant"] != claims["tid"]:
                     return self._send(401, {"errors": [{"code": "UNAUTHORIZED"}]})
+                subject = fake.identities.get(form["access_token"].split("|")[0], "instructor")
                 refresh = fake.sign(
-                    {"sub": "instructor", "grant_type": "refresh_token"}, dt.timedelta(hours=3)
+                    {"sub": subject, "grant_type": "refresh_token"}, dt.timedelta(hours=3)
                 )
                 return self._send(200, {"refresh_token": refresh})
             if method == "POST" and url.path == "/oauth2/token":
@@ -402,7 +454,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                 login = fake.check_login(ZERO_USER, form.get("refresh_token", [""])[0])
                 if login is False:
                     return self._send(401, {"errors": [{"code": "UNAUTHORIZED"}]})
-                access = fake.allowed(None, form.get("scope", []))
+                access = fake.allowed(login, form.get("scope", []))
                 return self._send(200, {"access_token": fake.access_token(access)})
             if method == "GET" and url.path == "/oauth2/token":  # Docker's token request
                 header = self.headers.get("Authorization", "")
@@ -416,6 +468,247 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                 token = fake.access_token(fake.allowed(login, scopes), subject=user)
                 return self._send(200, {"token": token, "access_token": token})
             return self._send(404, {"errors": [{"code": "NOT_FOUND"}]})
+
+        # --- role assignments (ARM) ----------------------------------------------------
+
+        def _role_assignment(self, method: str, name: str | None, url: Any) -> None:
+            if method == "GET" and name is None:
+                wanted = re.search(r"principalId eq '([^']+)'", unquote(url.query))
+                found = [
+                    a
+                    for a in fake.role_assignments.values()
+                    if not wanted or a["properties"]["principalId"] == wanted.group(1)
+                ]
+                return self._send(200, {"value": found})
+            if name is None:
+                return self._arm_error(405, "MethodNotAllowed", method)
+            if method == "DELETE":
+                with fake.lock:
+                    existed = fake.role_assignments.pop(name, None)
+                return self._send(200, existed) if existed else self._send(204)
+            if method != "PUT":
+                return self._arm_error(405, "MethodNotAllowed", method)
+            try:
+                uuid.UUID(name)
+            except ValueError:
+                return self._arm_error(400, "InvalidRoleAssignmentId", f"{name} is not a GUID")
+            properties = json.loads(self._body()).get("properties", {})
+            role = properties.get("roleDefinitionId", "").rsplit("/", 1)[-1]
+            if role not in ROLES:
+                message = f"The role definition '{role}' does not exist."
+                return self._arm_error(400, "RoleDefinitionDoesNotExist", message)
+            principal = properties.get("principalId", "")
+            if principal not in fake.principals:
+                message = f"Principal {principal} does not exist in the directory {fake.tenant}."
+                return self._arm_error(400, "PrincipalNotFound", message)
+            with fake.lock:
+                for other, assignment in fake.role_assignments.items():
+                    same = assignment["properties"]
+                    if other != name and (same["principalId"], same["roleDefinitionId"]) == (
+                        principal,
+                        properties["roleDefinitionId"],
+                    ):
+                        message = "The role assignment already exists."
+                        return self._arm_error(409, "RoleAssignmentExists", message)
+                fake.role_assignments[name] = {
+                    "id": f"{fake.resource_id}/providers/Microsoft.Authorization/"
+                    f"roleAssignments/{name}",
+                    "name": name,
+                    "type": "Microsoft.Authorization/roleAssignments",
+                    "properties": {**properties, "scope": fake.resource_id},
+                }
+            return self._send(201, fake.role_assignments[name])
+
+        # --- Microsoft Graph (Entra ID objects) ------------------------------------------
+
+        def _graph_error(self, status: int, code: str, message: str) -> None:
+            self._send(status, {"error": {"code": code, "message": message}})
+
+        def _graph(self, method: str, url: Any) -> None:
+            bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            claims = fake.entra_claims(bearer)
+            if claims is None or claims["aud"] != GRAPH_AUDIENCE:
+                return self._graph_error(
+                    401, "InvalidAuthenticationToken", "Access token is invalid."
+                )
+            path = url.path.removeprefix("/v1.0/")
+            body = json.loads(self._body() or b"{}") if method in ("POST", "PATCH") else {}
+            if path == "organization" and method == "GET":
+                return self._send(200, {"value": [{"id": fake.tenant}]})
+            if path in ("applications", "servicePrincipals") and method == "GET":
+                store = fake.applications if path == "applications" else fake.principals
+                return self._graph_list(store, unquote(url.query))
+            if path == "applications" and method == "POST":
+                if not body.get("displayName"):
+                    return self._graph_error(400, "Request_BadRequest", "displayName is required")
+                app = {
+                    **body,
+                    "id": str(uuid.uuid4()),
+                    "appId": str(uuid.uuid4()),
+                    "tags": body.get("tags", []),
+                }
+                fake.applications[app["id"]] = app
+                fake.federated[app["id"]] = []
+                return self._send(201, app)
+            if path == "servicePrincipals" and method == "POST":
+                app_id = body.get("appId")
+                if not any(a["appId"] == app_id for a in fake.applications.values()):
+                    message = (
+                        f"The appId '{app_id}' of the service principal does not reference "
+                        "a valid application object."
+                    )
+                    return self._graph_error(400, "Request_BadRequest", message)
+                if any(p["appId"] == app_id for p in fake.principals.values()):
+                    message = "The service principal for this application already exists."
+                    return self._graph_error(
+                        409, "Request_MultipleObjectsWithSameKeyValue", message
+                    )
+                principal = {**body, "id": str(uuid.uuid4())}
+                fake.principals[principal["id"]] = principal
+                return self._send(201, principal)
+            if match := re.fullmatch(r"(applications|servicePrincipals)/([^/]+)", path):
+                store = fake.applications if match[1] == "applications" else fake.principals
+                if method != "DELETE":
+                    return self._graph_error(405, "Request_BadRequest", method)
+                if store.pop(match[2], None) is None:
+                    return self._graph_error(
+                        404, "Request_ResourceNotFound", f"{match[2]} not found"
+                    )
+                fake.federated.pop(match[2], None)
+                return self._send(204)
+            match = re.fullmatch(
+                r"applications/([^/]+)/federatedIdentityCredentials(?:/([^/]+))?", path
+            )
+            if match:
+                return self._federated(method, match[1], match[2], body)
+            return self._graph_error(404, "Request_ResourceNotFound", f"no route {method} {path}")
+
+        def _graph_list(self, store: dict[str, dict[str, Any]], query: str) -> None:
+            params = parse_qs(query)
+            wanted = _FILTER.fullmatch(params.get("$filter", [""])[0])
+            if wanted is None:
+                return self._graph_error(400, "Request_UnsupportedQuery", "Unsupported filter")
+            found = [
+                item
+                for _, item in sorted(store.items())
+                if (wanted["tag"] is not None and wanted["tag"] in item.get("tags", []))
+                or (wanted["app"] is not None and item.get("appId") == wanted["app"])
+            ]
+            start = int(params.get("$skiptoken", ["0"])[0])
+            body: dict[str, Any] = {"value": found[start : start + 2]}  # small pages
+            if start + 2 < len(found):
+                filter_text = quote(params["$filter"][0])
+                body["@odata.nextLink"] = (
+                    f"{fake.endpoint}/v1.0/{self.path.split('?')[0].removeprefix('/v1.0/')}"
+                    f"?$filter={filter_text}&$skiptoken={start + 2}"
+                )
+            return self._send(200, body)
+
+        def _federated(self, method: str, app: str, name: str | None, body: dict) -> None:
+            if app not in fake.applications:
+                return self._graph_error(404, "Request_ResourceNotFound", f"{app} not found")
+            credentials = fake.federated[app]
+            if method == "GET" and name is None:
+                return self._send(200, {"value": credentials})
+            if method == "POST" and name is None:
+                if refusal := self._federated_refusal(body):
+                    return self._graph_error(400, "Request_BadRequest", refusal)
+                if any(c["name"] == body["name"] for c in credentials):
+                    message = (
+                        f"FederatedIdentityCredential with name {body['name']} already exists."
+                    )
+                    return self._graph_error(409, "Request_BadRequest", message)
+                credential = {**body, "id": str(uuid.uuid4())}
+                credentials.append(credential)
+                return self._send(201, credential)
+            found = next((c for c in credentials if name in (c["name"], c["id"])), None)
+            if found is None:
+                return self._graph_error(404, "Request_ResourceNotFound", f"{name} not found")
+            if method == "PATCH":
+                if refusal := self._federated_refusal({**found, **body}):
+                    return self._graph_error(400, "Request_BadRequest", refusal)
+                found.update(body)
+                return self._send(204)
+            if method == "DELETE":
+                credentials.remove(found)
+                return self._send(204)
+            return self._graph_error(405, "Request_BadRequest", method)
+
+        @staticmethod
+        def _federated_refusal(body: dict[str, Any]) -> str | None:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{2,119}", body.get("name", "")):
+                return "name must be 3-120 letters, digits, '-' or '_'"
+            if not str(body.get("issuer", "")).startswith("https://"):
+                return "issuer must be an https URL"
+            if not body.get("subject"):
+                return "subject is required"
+            if len(body.get("audiences", [])) != 1:
+                return "audiences must hold exactly one value"
+            return None
+
+        # --- Entra ID's token endpoint, for a workload's client assertion ----------------
+
+        def _entra_token(self, tenant: str) -> None:
+            form = {k: v[0] for k, v in parse_qs(self._body().decode()).items()}
+
+            def refuse(code: str, message: str) -> None:
+                return self._send(400, {"error": code, "error_description": message})
+
+            if tenant != fake.tenant:
+                return refuse("invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
+            if (
+                form.get("grant_type") != "client_credentials"
+                or form.get("client_assertion_type")
+                != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            ):
+                return refuse("unsupported_grant_type", "client_credentials with an assertion")
+            app = next(
+                (a for a in fake.applications.values() if a["appId"] == form.get("client_id")),
+                None,
+            )
+            if app is None:
+                return refuse("unauthorized_client", "AADSTS700016: Application not found.")
+            assertion = form.get("client_assertion", "")
+            try:
+                unverified = jwt.decode(assertion, options={"verify_signature": False})
+                issuer = unverified["iss"]
+                match = next(
+                    (
+                        c
+                        for c in fake.federated.get(app["id"], [])
+                        if c["issuer"] == issuer
+                        and c["subject"] == unverified.get("sub")
+                        and unverified.get("aud") in c["audiences"]
+                    ),
+                    None,
+                )
+                if match is None:
+                    return refuse(
+                        "invalid_client",
+                        "AADSTS700213: No matching federated identity record found for "
+                        f"presented assertion subject '{unverified.get('sub')}'.",
+                    )
+                jwt.decode(
+                    assertion,
+                    fake.oidc_issuers[issuer],
+                    algorithms=["RS256"],
+                    audience=match["audiences"][0],
+                )
+            except (jwt.PyJWTError, KeyError) as exc:
+                return refuse("invalid_client", f"AADSTS700211/50027: invalid assertion: {exc}")
+            principal = next(
+                (p for p in fake.principals.values() if p["appId"] == app["appId"]), None
+            )
+            if principal is None:
+                return refuse("unauthorized_client", "AADSTS7000229: no service principal.")
+            audience = form.get("scope", "").removesuffix("/.default")
+            base = f"sp-{secrets.token_hex(8)}"
+            fake.entra_tokens.add(base)
+            fake.identities[base] = principal["id"]
+            token = f"{base}|aud={audience}|tid={fake.tenant}"
+            return self._send(
+                200, {"access_token": token, "token_type": "Bearer", "expires_in": 3599}
+            )
 
         # --- /acr/v1 ------------------------------------------------------------------
 

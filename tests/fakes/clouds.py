@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 from azure.core.credentials import AccessToken
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -23,6 +24,7 @@ from moto.server import ThreadedMotoServer
 
 from registries.acr import AcrRegistry, AcrSettings
 from registries.artifact import ArtifactRegistry, ArtifactSettings
+from registries.base import GITHUB_ISSUER, GitHubRepository
 from registries.ecr import EcrRegistry, EcrSettings
 from tests.fakes.acr import AcrServer
 from tests.fakes.artifact_registry import ArtifactRegistryServer
@@ -51,6 +53,29 @@ class EntraToken:
         self.requests.append((scopes, kwargs.get("tenant_id")))
         audience = scopes[0].removesuffix("/.default") if scopes else ""
         return AccessToken(f"{self.token}|aud={audience}|tid={tenant}", int(time.time()) + 3600)
+
+
+class GitHubIssuer:
+    """Signs tokens as GitHub's OIDC issuer does for a workflow run (a key of our own,
+    which the fake's STS is told to trust in place of GitHub's published one)."""
+
+    def __init__(self, trusted: dict[str, Any]) -> None:
+        """``trusted``: a fake's issuer -> public key table, which this issuer joins."""
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        trusted[GITHUB_ISSUER] = self.key.public_key()
+
+    def token(self, github: GitHubRepository, audience: str, branch: str = "main") -> str:
+        now = int(time.time())
+        claims = {
+            "iss": GITHUB_ISSUER,
+            "aud": audience,
+            "sub": f"repo:{github.slug}:ref:refs/heads/{branch}",
+            "repository": github.slug,
+            "ref": f"refs/heads/{branch}",
+            "iat": now,
+            "exp": now + 300,
+        }
+        return jwt.encode(claims, self.key, algorithm="RS256")
 
 
 def service_account_key(directory: Path, fake: ArtifactRegistryServer) -> Path:
@@ -100,6 +125,7 @@ def acr_settings(server: AcrServer, **overrides: Any) -> AcrSettings:
         "arm_endpoint": server.endpoint,
         "data_endpoint": server.endpoint,
         "ca_file": str(server.ca_file),
+        "graph_endpoint": server.endpoint,
         "poll_seconds": 0,
         **overrides,
     }

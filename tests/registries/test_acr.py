@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from registries.acr import REFRESH_TOKEN_USER, AcrRegistry, AcrSettings
-from registries.base import RegistryError
-from tests.fakes.clouds import EntraToken, acr_settings
+from registries.base import GitHubRepository, RegistryError
+from tests.fakes.clouds import EntraToken, GitHubIssuer, acr_settings
 from tests.workshop.labcloud.test_cloud import push_as, tiny_image
 
 
@@ -228,3 +228,92 @@ def test_a_repository_holding_only_untagged_manifests_is_deleted(acr, fake, engi
     assert acr.list_repositories("dec-2026/student06/") == []
     assert fake.registry.manifests("dec-2026/student06/app") == []
     assert acr.delete_repository("dec-2026/student06/app") is False
+
+
+def workflow_login(fake, issuer: GitHubIssuer, variables: dict, github, **kw) -> tuple[int, str]:
+    """What azure/login with a federated credential and `az acr login` do: GitHub's token
+    (audience api://AzureADTokenExchange) as the app's client assertion -> an Entra ID
+    token for the registry -> ACR's refresh token. Returns (status, refresh token or why)."""
+    tenant, client = variables["AZURE_TENANT_ID"], variables["AZURE_CLIENT_ID"]
+    entra = requests.post(
+        f"{fake.endpoint}/{tenant}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": client,
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": issuer.token(github, "api://AzureADTokenExchange", **kw),
+            "scope": "https://containerregistry.azure.net/.default",
+        },
+        verify=str(fake.ca_file),
+        timeout=10,
+    )
+    if entra.status_code != 200:
+        return entra.status_code, entra.text
+    exchanged = requests.post(
+        f"{fake.endpoint}/oauth2/exchange",
+        data={
+            "grant_type": "access_token",
+            "service": fake.login_server,
+            "access_token": entra.json()["access_token"],
+            "tenant": tenant,
+        },
+        verify=str(fake.ca_file),
+        timeout=10,
+    )
+    return exchanged.status_code, exchanged.json().get("refresh_token", exchanged.text)
+
+
+def test_ci_trust_is_an_app_whose_federated_credential_names_the_repositorys_main_branch(
+    acr, fake, engine
+):
+    """--ci github:OWNER/REPO end to end, as the workflow logs in: an app registration and
+    its service principal, one federated credential for that subject, AcrPush; no secret.
+    Another branch or repository is refused, so is the same run after revoke; a cohort
+    whose name starts the same keeps its app."""
+    issuer = GitHubIssuer(fake.oidc_issuers)
+    github = GitHubRepository.parse("github:acme-ml/student03-docker")
+    own = ["may-2027/student03/classifier"]
+    variables = acr.ci_trust("student03", own, github)
+    assert acr.ci_trust("student03", own, github) == variables  # safe to repeat
+    assert variables["AZURE_TENANT_ID"] == fake.tenant
+    assert variables["ACR_NAME"] == fake.name
+    assert variables["ACR_REPOSITORY"] == own[0]
+    assert variables["AZURE_SUBSCRIPTION_ID"] == fake.subscription
+    apps = [a for a in fake.applications.values() if "workshop-ci:may-2027/student03/" in a["tags"]]
+    assert len(apps) == 1, "a re-run must not register a second app"
+    assert [c["subject"] for c in fake.federated[apps[0]["id"]]] == [
+        "repo:acme-ml/student03-docker:ref:refs/heads/main"
+    ]
+    assert len(fake.role_assignments) == 1
+    other_cohort = acr.ci_trust("student03", ["may-2027-b/student03/classifier"], github)
+
+    status, refresh = workflow_login(fake, issuer, variables, github)
+    assert status == 200, refresh
+    uri = f"{fake.login_server}/{own[0]}"
+    assert push_as(engine, uri, REFRESH_TOKEN_USER, refresh) == []
+
+    status, refusal = workflow_login(fake, issuer, variables, github, branch="feature")
+    assert status == 400
+    assert "No matching federated identity record" in refusal
+    stranger = GitHubRepository.parse("github:someone-else/student03-docker")
+    assert workflow_login(fake, issuer, variables, stranger)[0] == 400
+
+    assert acr.revoke_ci_trust("may-2027/") == ["workshop-ci-may-2027-student03"]
+    assert workflow_login(fake, issuer, variables, github)[0] == 400
+    assert workflow_login(fake, issuer, other_cohort, github)[0] == 200
+    assert acr.revoke_ci_trust("may-2027/") == []
+    assert acr.revoke_ci_trust("may-2027-b/") == ["workshop-ci-may-2027-b-student03"]
+    assert fake.role_assignments == {}
+    assert fake.principals == {}
+    acr.delete_repository(own[0], force=True)
+
+
+def test_ci_trust_without_graph_rights_names_the_role(fake):
+    """An identity Graph refuses (an instructor without Application Administrator)."""
+    acr = AcrRegistry(settings(fake), credential=EntraToken("entra-instructor"))
+    fake.entra_tokens.discard("entra-nobody")
+    nobody = AcrRegistry(settings(fake), credential=EntraToken("entra-nobody"))
+    github = GitHubRepository.parse("github:acme-ml/repo")
+    with pytest.raises(RegistryError, match="Application Administrator"):
+        nobody.ci_trust("student01", ["jun-2027/student01/classifier"], github)
+    assert acr.revoke_ci_trust("jun-2027/") == []

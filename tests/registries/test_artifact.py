@@ -4,16 +4,14 @@ speaking the same API, with a real distribution registry holding the pushed imag
 from __future__ import annotations
 
 import datetime as dt
-import time
 
-import jwt
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric import rsa
 from google.cloud import artifactregistry_v1 as ar
 
 from registries.artifact import ArtifactRegistry, ArtifactSettings, split_name
-from registries.base import GITHUB_ISSUER, GitHubRepository, RegistryError
+from registries.base import GitHubRepository, RegistryError
+from tests.fakes.clouds import GitHubIssuer
 from tests.workshop.labcloud.test_cloud import push_as, push_errors, tiny_image
 
 
@@ -174,28 +172,6 @@ def test_names_artifact_registry_cannot_hold_are_refused_before_any_call(gcr, fa
     assert len(fake.calls) == before
 
 
-class GitHubIssuer:
-    """Signs tokens as GitHub's OIDC issuer does for a workflow run (a key of our own,
-    which the fake's STS is told to trust in place of GitHub's published one)."""
-
-    def __init__(self, fake) -> None:
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        fake.oidc_issuers[GITHUB_ISSUER] = self.key.public_key()
-
-    def token(self, github: GitHubRepository, audience: str, branch: str = "main") -> str:
-        now = int(time.time())
-        claims = {
-            "iss": GITHUB_ISSUER,
-            "aud": audience,
-            "sub": f"repo:{github.slug}:ref:refs/heads/{branch}",
-            "repository": github.slug,
-            "ref": f"refs/heads/{branch}",
-            "iat": now,
-            "exp": now + 300,
-        }
-        return jwt.encode(claims, self.key, algorithm="RS256")
-
-
 def github_login(fake, issuer: GitHubIssuer, variables: dict, github, **kw) -> tuple[int, str]:
     """What google-github-actions/auth does with token_format access_token: GitHub's token
     for the provider's audience -> STS's federated token -> the service account's access
@@ -234,7 +210,7 @@ def test_ci_trust_lets_that_repositorys_main_branch_push_to_the_students_reposit
     condition names the subject, a service account only that subject may act as, writer on
     the student's repository. Another branch, another repository and, after revoke, the
     same run are refused; a cohort whose name starts the same keeps its trust."""
-    issuer = GitHubIssuer(fake)
+    issuer = GitHubIssuer(fake.oidc_issuers)
     github = GitHubRepository.parse("github:acme-ml/student05-docker")
     own = ["apr-2027/student05/classifier"]
     variables = gcr.ci_trust("student05", own, github)
