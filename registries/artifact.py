@@ -421,8 +421,8 @@ class ArtifactRegistry:
         """Get ``path``; create it when missing, undelete it when soft-deleted (a deleted
         pool or provider keeps its id for 30 days and cannot be created again)."""
         found = self._iam("GET", path, f"read {path}", missing_ok=True)
-        if found is None:
-            self._iam("POST", create, f"create {path}", params=query, json=body)
+        if found is None:  # 409: a parallel student's call made it first
+            self._iam("POST", create, f"create {path}", missing_ok=True, params=query, json=body)
         elif found.get("state") == "DELETED":
             self._iam("POST", f"{path}:undelete", f"undelete {path}", json={})
         return self._iam("GET", path, f"read {path}")

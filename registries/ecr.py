@@ -341,23 +341,30 @@ class EcrRegistry:
     # --- keyless CI (GitHub OIDC) -----------------------------------------------------
 
     def _github_provider(self) -> str:
-        """The account's IAM OIDC provider for GitHub (one per account), made if missing."""
+        """The account's IAM OIDC provider for GitHub (one per account), made if missing;
+        students are set up in parallel, so another thread may make it first."""
         host = GITHUB_ISSUER.removeprefix("https://")
-        listed = self._call("list_open_id_connect_providers", client=self._iam)
-        for provider in listed["OpenIDConnectProviderList"]:
-            if provider["Arn"].endswith(f":oidc-provider/{host}"):
-                return str(provider["Arn"])
-        created = self._call(
-            "create_open_id_connect_provider",
-            client=self._iam,
-            Url=GITHUB_ISSUER,
-            ClientIDList=[STS_AUDIENCE],
-            # IAM no longer checks GitHub's thumbprint (it trusts GitHub's CA), but older
-            # accounts' API still asks for one: GitHub's documented intermediate.
-            ThumbprintList=[GITHUB_THUMBPRINT],
-            Tags=[{"Key": KIT_TAG, "Value": "true"}],
-        )
-        return str(created["OpenIDConnectProviderArn"])
+        for _ in range(2):
+            listed = self._call("list_open_id_connect_providers", client=self._iam)
+            for provider in listed["OpenIDConnectProviderList"]:
+                if provider["Arn"].endswith(f":oidc-provider/{host}"):
+                    return str(provider["Arn"])
+            try:
+                created = self._call(
+                    "create_open_id_connect_provider",
+                    client=self._iam,
+                    Url=GITHUB_ISSUER,
+                    ClientIDList=[STS_AUDIENCE],
+                    # IAM no longer checks GitHub's thumbprint (it trusts GitHub's CA), but
+                    # the API still takes one: GitHub's documented intermediate.
+                    ThumbprintList=[GITHUB_THUMBPRINT],
+                    Tags=[{"Key": KIT_TAG, "Value": "true"}],
+                )
+                return str(created["OpenIDConnectProviderArn"])
+            except botocore.exceptions.ClientError as exc:
+                if self._code(exc) != "EntityAlreadyExists":
+                    raise
+        raise RegistryError("ecr: the GitHub OIDC provider exists but is not listed: retry")
 
     def ci_trust(
         self, student: str, repositories: list[str], github: GitHubRepository

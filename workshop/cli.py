@@ -196,6 +196,15 @@ def registries_create(
     cohort: CohortOption = cloud.DEFAULT_COHORT,
     registries: RegistriesOption = "local",
     config_file: ConfigOption = None,
+    ci: Annotated[
+        str | None,
+        typer.Option(
+            "--ci",
+            help="github:OWNER/REPO ({login} for each student's own, e.g. "
+            "github:acme-ml/{login}-docker): let its GitHub Actions on main push to the "
+            "student's repositories with OpenID Connect (no stored key).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Give every student their repositories and credentials (written 0600 to their card)."""
@@ -204,14 +213,17 @@ def registries_create(
 
     names = config.parse_names(registries or "local")
     wanted = config.load(config_file).student_repositories
+    if ci:  # a malformed --ci is refused before any registry is touched
+        cohort_access.ci_repositories(ci, cohort_access.roster(cohort))
     opened, failed = _open_registries(names, config_file, cohort)
-    results = cohort_access.create(cohort, opened, wanted)
+    results = cohort_access.create(cohort, opened, wanted, ci)
     results += [cohort_access.StudentAccess("", name, error=error) for name, error in failed]
     if as_json:
         typer.echo(json.dumps([asdict(result) for result in results], indent=2))
     else:
         table = Table(title=f"Registry access for cohort '{cohort}'")
-        for column in ("student", "registry", "repositories", "login", "expires", "result"):
+        columns = ["student", "registry", "repositories", "login", "expires"]
+        for column in [*columns, *(["CI trusts"] if ci else []), "result"]:
             table.add_column(column)
         for result in results:
             table.add_row(
@@ -220,6 +232,7 @@ def registries_create(
                 "\n".join(result.repositories),
                 result.login,
                 result.expires or "-",
+                *([result.ci or "-"] if ci else []),
                 "[green]ok[/]" if result.ok else "[red]failed[/]",
             )
         out.print(table)
@@ -227,6 +240,12 @@ def registries_create(
             out.print(
                 f"Credentials: {cloud.paths(cohort).root}/students/<login>/"
                 f"{cohort_access.CARD_FILE} (0600)"
+            )
+        if any(result.ci for result in results):
+            out.print(
+                f"The workflow's repository variables: {cloud.paths(cohort).root}/students/"
+                f"<login>/{cohort_access.CI_FILE} (gh variable set lines; run it, or hand it "
+                "to the student)"
             )
     _report_failures([(r.student, r.registry, r.error) for r in results if r.error])
 
@@ -256,13 +275,15 @@ def registries_delete(
         typer.echo(json.dumps([asdict(result) for result in results], indent=2))
     else:
         table = Table(title=f"Registry cleanup for cohort '{cohort}'")
-        for column in ("registry", "repositories deleted", "credentials revoked", "result"):
+        columns = ("registry", "repositories deleted", "credentials revoked", "CI trust removed")
+        for column in (*columns, "result"):
             table.add_column(column)
         for result in results:
             table.add_row(
                 result.registry,
                 str(len(result.repositories)),
                 str(len(result.credentials)),
+                str(len(result.ci)),
                 "[green]ok[/]" if result.ok else "[red]failed[/]",
             )
         out.print(table)

@@ -2,27 +2,33 @@
 
 ``create`` gives every student on the roster ``<cohort>/<login>/<name>`` repositories in
 each registry and the credentials that reach them, written to the student's login-card
-directory (``state/<cohort>/students/<login>/registries.json``, 0600). ``delete`` removes
-the repositories (with their images) and revokes those credentials, so nothing keeps
-costing money after the cohort; both are safe to repeat. One student or one registry
-failing never stops the others: each gets its own row.
+directory (``state/<cohort>/students/<login>/registries.json``, 0600). With ``ci``
+(``github:OWNER/REPO``, ``{login}`` filled in per student) each cloud also trusts that
+repository's GitHub Actions on main to push to the student's repositories through OpenID
+Connect, and the variables the Activity 5 workflow reads are written beside the card
+(``github-variables.sh``: ``gh variable set`` lines). ``delete`` removes the repositories
+(with their images), revokes those credentials and that trust, so nothing keeps costing
+money or granting access after the cohort; both are safe to repeat. One student or one
+registry failing never stops the others: each gets its own row.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from registries.base import Registry, failure
+from registries.base import GitHubRepository, Registry, RegistryError, failure
 from workshop import state
 from workshop.errors import WorkshopError
 from workshop.labcloud import cloud
 
 WORKERS = 8
 CARD_FILE = "registries.json"
+CI_FILE = "github-variables.sh"  # beside the card: the workflow's repository variables
 RECORD_FILE = "registries.json"  # in the cohort directory: which registries were set up
 _CARDS = threading.Lock()  # registries finish in parallel; each card is read, merged, written
 
@@ -36,6 +42,8 @@ class StudentAccess:
     repositories: list[str] = field(default_factory=list)
     login: str = ""
     expires: str | None = None
+    ci: str = ""  # the GitHub repository trusted to push (keyless), if any
+    variables: dict[str, str] = field(default_factory=dict)  # what its workflow reads
     error: str | None = None
 
     @property
@@ -50,6 +58,7 @@ class Cleanup:
     registry: str
     repositories: list[str] = field(default_factory=list)
     credentials: list[str] = field(default_factory=list)
+    ci: list[str] = field(default_factory=list)  # the keyless-CI trust removed
     error: str | None = None
 
     @property
@@ -87,6 +96,28 @@ def _update_card(cohort: str, login: str, registry: str, card: dict[str, Any] | 
             path.unlink()
 
 
+def _write_ci_file(cohort: str, login: str) -> None:
+    """``gh variable set`` lines for every registry on the student's card that trusts a
+    repository (none: no file). Variables, not secrets: none of them is a credential."""
+    path = cloud.paths(cohort).student_dir(login) / CI_FILE
+    card_path = _card_path(cohort, login)
+    cards = json.loads(card_path.read_text()) if card_path.exists() else {}
+    lines = []
+    for registry in sorted(cards):
+        ci = cards[registry].get("ci")
+        if not ci:
+            continue
+        lines.append(f"# {registry}: GitHub Actions of {ci['github']} on main (OpenID Connect)")
+        lines += [
+            f"gh variable set {key} --repo {ci['github']} --body {shlex.quote(value)}"
+            for key, value in sorted(ci["variables"].items())
+        ]
+    if lines:
+        state.write_file(path, "#!/bin/sh\nset -e\n" + "\n".join(lines) + "\n", secret=True)
+    elif path.exists():
+        path.unlink()
+
+
 def _record(cohort: str) -> dict[str, Any]:
     path = cloud.paths(cohort).root / RECORD_FILE
     return json.loads(path.read_text()) if path.exists() else {}
@@ -105,14 +136,36 @@ def _write_record(cohort: str, record: dict[str, Any]) -> None:
         path.unlink()
 
 
+def ci_repositories(template: str, logins: list[str]) -> dict[str, GitHubRepository]:
+    """Each student's GitHub repository: ``github:ORG/{login}-docker`` gives each their
+    own; without ``{login}`` one repository (a cohort's shared one) serves every student."""
+    rest = template.replace("{login}", "")
+    if "{" in rest or "}" in rest:
+        raise RegistryError(
+            f"invalid --ci {template!r}: the only placeholder is {{login}}, e.g. "
+            "github:acme-ml/{login}-docker"
+        )
+    return {login: GitHubRepository.parse(template.replace("{login}", login)) for login in logins}
+
+
 def _one_student(
-    cohort: str, name: str, registry: Registry, login: str, names: list[str]
+    cohort: str,
+    name: str,
+    registry: Registry,
+    login: str,
+    names: list[str],
+    github: GitHubRepository | None,
 ) -> StudentAccess:
     access = StudentAccess(login, name, student_repositories(cohort, login, names))
     try:
         for repository in access.repositories:
             registry.ensure_repository(repository, student=login)
         card = registry.student_credentials(login, access.repositories)
+        if github is not None:
+            access.variables = registry.ci_trust(login, access.repositories, github)
+            if access.variables:
+                access.ci = github.slug
+                card = {**card, "ci": {"github": github.slug, "variables": access.variables}}
     except Exception as exc:  # one student's failure is their row; the others go on
         access.error = failure(name, exc)
         return access
@@ -122,16 +175,22 @@ def _one_student(
     return access
 
 
-def create(cohort: str, registries: dict[str, Registry], names: list[str]) -> list[StudentAccess]:
-    """Repositories and credentials for every student in every registry."""
+def create(
+    cohort: str, registries: dict[str, Registry], names: list[str], ci: str | None = None
+) -> list[StudentAccess]:
+    """Repositories and credentials for every student in every registry; with ``ci``
+    (``github:OWNER/REPO``, ``{login}`` allowed), the keyless CI trust too."""
     logins = roster(cohort)
+    github = ci_repositories(ci, logins) if ci else {}
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         futures = [
-            pool.submit(_one_student, cohort, name, registry, login, names)
+            pool.submit(_one_student, cohort, name, registry, login, names, github.get(login))
             for name, registry in registries.items()
             for login in logins
         ]
         results = [future.result() for future in futures]
+    for login in logins:
+        _write_ci_file(cohort, login)
     record = _record(cohort)
     for name in registries:
         record[name] = {"repositories": names}
@@ -146,6 +205,7 @@ def _clean(cohort: str, name: str, registry: Registry, logins: list[str]) -> Cle
             if registry.delete_repository(repository, force=True):
                 cleanup.repositories.append(repository)
         cleanup.credentials = registry.revoke_student_credentials(f"{cohort}/")
+        cleanup.ci = registry.revoke_ci_trust(f"{cohort}/")
     except Exception as exc:  # one registry's failure is its row; the others go on
         cleanup.error = failure(name, exc)
         return cleanup
@@ -166,6 +226,8 @@ def delete(cohort: str, registries: dict[str, Registry]) -> list[Cleanup]:
             for name, registry in registries.items()
         ]
         results = [future.result() for future in futures]
+    for login in logins:
+        _write_ci_file(cohort, login)
     if cloud.paths(cohort).root.exists():
         record = _record(cohort)
         for cleanup in results:

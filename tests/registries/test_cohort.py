@@ -128,3 +128,53 @@ def test_the_cli_creates_and_deletes(lab_cloud, aws, gcp, tmp_path):
     missing = run_workshop("registries", "create", "--cohort", "nowhere")
     assert missing.returncode == 2
     assert "cohort 'nowhere' has no roster here" in missing.stderr
+
+
+def test_ci_trust_for_each_students_repository_in_every_cloud(lab_cloud, aws, gcp, azure):
+    """--ci github:acme-ml/{login}-docker: every student's own repository is trusted in each
+    cloud, the variables land on the card and in github-variables.sh (no key anywhere);
+    delete removes the trust with the repositories."""
+    name = lab_cloud["cohort"]
+    registries = three_registries(aws, gcp, azure)
+    registries["gcr"].settings.student_member = "user:{student}@example.edu"
+    registries["local"] = classroom_registry(name)
+
+    results = cohort.create(name, registries, ["classifier"], "github:acme-ml/{login}-docker")
+    assert [r.error for r in results] == [None] * 8
+    by = {(r.student, r.registry): r for r in results}
+    assert by["student02", "ecr"].ci == "acme-ml/student02-docker"
+    assert by["student02", "local"].ci == ""  # runners cannot reach it: nothing to trust
+    assert by["student01", "acr"].variables["ACR_REPOSITORY"] == f"{name}/student01/classifier"
+    card = cards(lab_cloud)["student01"]
+    assert card["gcr"]["ci"]["github"] == "acme-ml/student01-docker"
+    script = Path(lab_cloud["state_dir"]) / "students/student01/github-variables.sh"
+    text = script.read_text()
+    assert stat.S_IMODE(script.stat().st_mode) == 0o600
+    for key in ("AWS_ROLE_ARN", "GCP_WORKLOAD_IDENTITY_PROVIDER", "AZURE_CLIENT_ID", "ACR_NAME"):
+        assert f"gh variable set {key} --repo acme-ml/student01-docker --body " in text
+    assert "student02-docker" not in text
+    assert card["ecr"]["aws_secret_access_key"] not in text, "variables only, no credential"
+
+    cleaned = {c.registry: c for c in cohort.delete(name, registries)}
+    assert all(c.ok for c in cleaned.values())
+    assert cleaned["ecr"].ci == sorted(
+        [
+            f"{name}-student01-github",
+            f"{name}-student02-github",
+            "oidc-provider/token.actions.githubusercontent.com",
+        ]
+    )
+    assert len(cleaned["gcr"].ci) == 5  # two accounts, two providers, the pool
+    assert cleaned["acr"].ci == [f"workshop-ci-{name}-student01", f"workshop-ci-{name}-student02"]
+    assert not script.exists()
+    assert azure.applications == {}
+
+
+def test_the_cli_refuses_a_malformed_ci_repository_before_touching_a_registry(lab_cloud):
+    name = lab_cloud["cohort"]
+    for bad in ("acme-ml/repo", "github:acme-ml/{student}-docker", "github:acme ml/repo"):
+        refused = run_workshop("registries", "create", "--cohort", name, "--ci", bad)
+        assert refused.returncode == 2, refused.stdout
+        assert "github:" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert cards(lab_cloud) == {}

@@ -20,6 +20,7 @@ import botocore.exceptions
 import pytest
 
 from registries import config
+from registries.base import GitHubRepository
 from tests.workshop.labcloud.test_cloud import push_errors, tiny_image
 
 CLOUDS = {"ecr": "WORKSHOP_LIVE_AWS", "gcr": "WORKSHOP_LIVE_GCP", "acr": "WORKSHOP_LIVE_AZURE"}
@@ -108,3 +109,24 @@ def test_student_access_create_push_and_delete_against_the_real_cloud(name, engi
         registry.revoke_student_credentials(f"{cohort}/")
     assert registry.list_repositories(f"{cohort}/") == []
     assert registry.revoke_student_credentials(f"{cohort}/") == []
+
+
+@pytest.mark.parametrize("name", sorted(CLOUDS))
+def test_ci_trust_is_created_and_removed_in_the_real_cloud(name):
+    """`--ci github:OWNER/REPO` against the real cloud: the trust is made (the cloud accepts
+    the policies, conditions and federated credential as written), repeated safely, and
+    removed by the cohort's delete. A GitHub token cannot be minted here, so the login
+    itself is left to the lab's workflow run."""
+    registry = live_registry(name)
+    cohort = f"kit-live-{secrets.token_hex(3)}"
+    own = [f"{cohort}/student01/tiny"]
+    github = GitHubRepository.parse("github:workshop-kit-live/student01-docker")
+    try:
+        variables = registry.ci_trust("student01", own, github)
+        assert registry.ci_trust("student01", own, github) == variables
+        assert all(variables.values())
+    finally:
+        removed = registry.revoke_ci_trust(f"{cohort}/")
+        registry.delete_repository(own[0], force=True)
+    assert removed, "the trust it made is removed"
+    assert registry.revoke_ci_trust(f"{cohort}/") == []
