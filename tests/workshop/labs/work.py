@@ -26,10 +26,13 @@ def student_copy(lab: catalog.Lab, directory: Path, *, solution: bool = True) ->
     return work
 
 
-def run(engine, lab: catalog.Lab, work: Path, **environment) -> checks.LabRun:
-    """The lab's checks on ``work``, with this machine's base and lab images."""
+def run(
+    engine, lab: catalog.Lab, work: Path, *, builder: str = "classic", **environment
+) -> checks.LabRun:
+    """The lab's checks on ``work``, with this machine's base and lab images; ``builder``
+    "buildkit" for labs whose techniques only BuildKit has."""
     env = checks.local_environment(engine, lab, **environment)
-    return checks.run_lab(lab, LocalTarget(work), env)
+    return checks.run_lab(lab, LocalTarget(work, builder=builder), env)
 
 
 def result(run: checks.LabRun, kind: str) -> checks.CheckResult:
