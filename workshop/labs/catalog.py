@@ -43,6 +43,9 @@ class ImageSpec(Strict):
     # On a student's VM, run this lab's published image ("02-image-classifier/classifier")
     # instead of building one: the student's copy does not hold its source.
     from_lab: str | None = None
+    # RUN --mount and the like: built with BuildKit (the buildx CLI), never docker-py's
+    # classic builder (``build`` refuses it; the lab tests and VMs use BuildKit).
+    buildkit: bool = False
 
 
 class Check(Strict):
@@ -180,6 +183,11 @@ def build(
     nocache: bool = False,
 ) -> tuple[str, float]:
     """Build one lab image on the offline stand-in of its official base; (tag, seconds)."""
+    if image.buildkit:
+        raise WorkshopError(
+            f"{lab.name}/{image.name} needs BuildKit (RUN --mount): build it with the docker "
+            "CLI and buildx (the lab's checks do), not the Docker SDK's classic builder"
+        )
     if image.needs_model:
         from workshop.labs import model
 

@@ -1372,7 +1372,8 @@ def check_dockerignore(session: Session, check: catalog.Check) -> Outcome:
     scratch = session.target.run(["mktemp", "-d"], timeout=30, cwd="/").stdout.strip()
     tag = f"ws-check/{session.lab.name}-context:{session.run_id}"
     plant = " && ".join(
-        f'mkdir -p "$(dirname {shlex.quote(path)})" && echo planted > {shlex.quote(path)}'
+        f'mkdir -p "$(dirname {shlex.quote(path)})" && '
+        f"{{ [ -e {shlex.quote(path)} ] || echo planted > {shlex.quote(path)}; }}"
         for path in check.excludes
     )
     try:

@@ -19,6 +19,7 @@ from bs4 import BeautifulSoup
 
 from tests.conftest import REPO, run_workshop
 from tests.workshop.labs import work
+from workshop.labs import catalog
 from workshop.ssh import SshTarget, connect, probe_systemd
 
 pytestmark = pytest.mark.labcloud
@@ -89,9 +90,42 @@ def test_a_lessons_page_runs_as_written_in_the_students_copy(classroom, lab):
     assert leftovers.stdout.strip() == "", "the page's own clean-up leaves nothing running"
 
 
+EDITS = "<!-- the student's edits"
+
+
+@pytest.mark.parametrize("lab", ["03-build-techniques", "05-compose-stack"])
+def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classroom, lab):
+    """A page whose steps have the student edit files: its commands before the edits run
+    on the starter as delivered (Lesson 03: the token leaks into the history), then the
+    edits are made (the solution's files, written as the student), then the rest of the
+    commands run (Lesson 03: the secret is nowhere, tini is PID 1; Activity 3: the stack
+    comes up, caches, logs and scales) and leave nothing running."""
+    delivered = workshop(classroom, "deploy", "--lab", lab, "--student", "student01")
+    assert delivered.returncode == 0, delivered.stderr + delivered.stdout
+    page = (REPO / "workshop/labs" / lab / "README.md").read_text()
+    before, marker, after = page.partition(EDITS)
+    assert marker, "the page marks where the student's edits come"
+    if work.page_commands(before):
+        first = work.page_script(f"~/labs/{lab}", work.page_commands(before), tries=2)
+        ran = as_student(classroom, 0, f"bash -l <<'PAGE'\n{first}PAGE")
+        assert ran.return_code == 0, f"before the edits: {ran.stderr[-2000:]}"
+    for name in catalog.load(lab).handout.solution:
+        text = (REPO / "workshop/labs" / lab / name).read_text()
+        wrote = as_student(classroom, 0, f"cat > ~/labs/{lab}/{name} <<'EOF'\n{text}EOF")
+        assert wrote.return_code == 0, wrote.stderr
+    rest = work.page_script(f"~/labs/{lab}", work.page_commands(after), tries=5)
+    ran = as_student(classroom, 0, f"bash -l <<'PAGE'\n{rest}PAGE")
+    assert ran.return_code == 0, f"after the edits: {ran.stderr[-2000:]}"
+    if lab == "03-build-techniques":
+        assert "tini" in ran.stdout, "docker top shows tini as PID 1"
+    else:
+        assert re.search(r"(?im)^x-cache: hit", ran.stdout), "the second request is a hit"
+    assert as_student(classroom, 0, "docker ps -aq").stdout.strip() == ""
+
+
 def test_site_delivers_every_lab_and_the_table_counts_them(classroom):
     provisioned = site(classroom, "--tags", "verify")
-    assert re.search(r"student-01\s+student01\s+.*\s6/6\s+7/7\s+ok", provisioned.stdout)
+    assert re.search(r"student-01\s+student01\s+.*\s6/6\s+8/8\s+ok", provisioned.stdout)
     listing = as_student(classroom, 0, f"ls -A ~/labs/{LAB}").stdout.split()
     for name in (
         "README.md",
@@ -135,7 +169,7 @@ def test_a_missing_lab_turns_the_table_red_until_it_is_delivered(classroom):
     red = site(classroom, "--tags", "verify")
     assert red.returncode != 0
     assert "student02 has no 03-multistage in ~/labs" in red.stdout
-    assert re.search(r"student-02\s+student02\s+.*\s6/7\s+FAILED", red.stdout)
+    assert re.search(r"student-02\s+student02\s+.*\s7/8\s+FAILED", red.stdout)
     assert (
         workshop(classroom, "deploy", "--lab", "multistage", "--student", "student02").returncode
         == 0
