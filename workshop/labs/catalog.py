@@ -74,6 +74,9 @@ class Check(Strict):
         "dockerignore",  # `excludes` never reach the build context, `includes` do
         "init_process",  # PID 1 of the running service is an init (tini, docker-init)
         "cache_mount",  # every pip install RUN keeps pip's cache in a BuildKit cache mount
+        "compose_secret",  # no password in any container's environment; a secret mounted
+        "resource_limits",  # `service`'s containers run with a memory and a CPU limit
+        "compose_profile",  # `service` starts only with --profile `profile`, and works then
     ]
     file: str | None = None
     json_file: str | None = None  # a JSON request body (instead of a multipart file)
@@ -91,6 +94,8 @@ class Check(Strict):
     secret_id: str = "index_token"  # noqa: S105 (a name) build_secret: the id of `docker build --secret id=...`
     excludes: list[str] = Field(default_factory=list)  # dockerignore: planted, must stay out
     includes: list[str] = Field(default_factory=list)  # dockerignore: must reach the build
+    service: str | None = None  # resource_limits, compose_profile: the Compose service
+    profile: str | None = None  # compose_profile: the profile that enables `service`
 
 
 class Handout(Strict):

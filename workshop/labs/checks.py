@@ -1516,6 +1516,145 @@ def check_cache_mount(session: Session, check: catalog.Check) -> Outcome:
     return _passed(f"{len(installs)} pip install(s) use a BuildKit cache mount", **evidence)
 
 
+# An environment variable that holds a credential (the *_FILE form only names a file).
+_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY)(?!_FILE)", re.IGNORECASE)
+
+
+def _project_containers(session: Session) -> list[dict[str, Any]] | str:
+    """``docker inspect`` of every container of the lab's Compose project (or why not)."""
+    running = session.service()
+    if running.url is None:
+        return str(running.problem)
+    listed = session.compose("ps", "-q", timeout=60)
+    ids = listed.stdout.split()
+    if not listed.ok or not ids:
+        return f"docker compose ps listed no container: {listed.tail()}"
+    inspected = session.docker("inspect", *ids, timeout=60)
+    if not inspected.ok:
+        return f"docker inspect failed: {inspected.tail()}"
+    return list(json.loads(inspected.stdout))
+
+
+def _service_of(container: dict[str, Any]) -> str:
+    return str(container["Config"]["Labels"].get("com.docker.compose.service", "?"))
+
+
+def check_compose_secret(session: Session, check: catalog.Check) -> Outcome:
+    """No container's environment holds a credential (``docker inspect`` shows the
+    environment to anyone who may run docker); at least one service gets a Compose secret
+    (a file under /run/secrets), e.g. POSTGRES_PASSWORD_FILE=/run/secrets/db_password."""
+    containers = _project_containers(session)
+    if isinstance(containers, str):
+        return _failed(containers)
+    exposed = sorted(
+        {
+            f"{_service_of(c)}: {entry.partition('=')[0]}"
+            for c in containers
+            for entry in c["Config"].get("Env") or []
+            if _SECRET_NAME.search(entry.partition("=")[0]) and entry.partition("=")[2]
+        }
+    )
+    mounted = sorted(
+        {
+            f"{_service_of(c)}: {m['Destination']}"
+            for c in containers
+            for m in c.get("Mounts", [])
+            if str(m.get("Destination", "")).startswith("/run/secrets/")
+        }
+    )
+    evidence = {"in_environment": exposed, "secrets_mounted": mounted}
+    if exposed:
+        return _failed(
+            f"{exposed[0]} is in the container's environment (docker inspect shows it): "
+            "declare it under secrets: and read it from /run/secrets/<name> "
+            "(POSTGRES_PASSWORD_FILE for PostgreSQL)",
+            **evidence,
+        )
+    if not mounted:
+        return _failed("no service gets a secret: declare one under secrets:", **evidence)
+    return _passed(f"credentials arrive as files: {', '.join(mounted)}", **evidence)
+
+
+def check_resource_limits(session: Session, check: catalog.Check) -> Outcome:
+    """Every container of ``service`` runs with a memory limit and a CPU limit
+    (``deploy.resources.limits``): one runaway model cannot starve the others."""
+    containers = _project_containers(session)
+    if isinstance(containers, str):
+        return _failed(containers)
+    mine = [c for c in containers if _service_of(c) == check.service]
+    if not mine:
+        return _failed(f"no container of service {check.service!r} is running")
+    limits = [
+        {
+            "memory_mb": round(c["HostConfig"].get("Memory", 0) / 2**20),
+            "cpus": round((c["HostConfig"].get("NanoCpus") or 0) / 1e9, 2)
+            or round(
+                (c["HostConfig"].get("CpuQuota") or 0) / (c["HostConfig"].get("CpuPeriod") or 1e5),
+                2,
+            ),
+        }
+        for c in mine
+    ]
+    evidence = {"limits": limits}
+    if any(not limit["memory_mb"] for limit in limits):
+        return _failed(
+            f"{check.service} runs without a memory limit: deploy.resources.limits.memory",
+            **evidence,
+        )
+    if any(not limit["cpus"] for limit in limits):
+        return _failed(
+            f"{check.service} runs without a CPU limit: deploy.resources.limits.cpus",
+            **evidence,
+        )
+    first = limits[0]
+    return _passed(
+        f"{check.service}: {first['memory_mb']} MB and {first['cpus']} CPUs at most", **evidence
+    )
+
+
+def check_compose_profile(session: Session, check: catalog.Check) -> Outcome:
+    """``service`` is a tool that ``up`` leaves out (it has ``profiles: [profile]``) and
+    that runs with ``--profile profile``: ``docker compose run`` it to exit 0."""
+    if not session.target.exists(session.lab.compose or "compose.yaml"):
+        return _failed(f"{session.lab.compose} is missing in your lab directory")
+    plain = session.compose("config", "--services", timeout=60)
+    profiled = session.compose("--profile", str(check.profile), "config", "--services", timeout=60)
+    evidence: dict[str, Any] = {
+        "services": plain.stdout.split(),
+        "with_profile": profiled.stdout.split(),
+    }
+    if not plain.ok:
+        return _failed(f"docker compose config failed: {plain.tail()}", **evidence)
+    if check.service in evidence["services"]:
+        return _failed(
+            f"{check.service} starts with every `up`: give it profiles: [{check.profile}]",
+            **evidence,
+        )
+    if check.service not in evidence["with_profile"]:
+        return _failed(f"no service {check.service!r} with --profile {check.profile}", **evidence)
+    running = session.service()  # what the tool talks to
+    if running.url is None:
+        return _failed(str(running.problem), **evidence)
+    ran = session.compose(
+        "--profile",
+        str(check.profile),
+        "run",
+        "--rm",
+        str(check.service),
+        timeout=300,
+    )
+    evidence["run_exit"] = ran.rc
+    if not ran.ok:
+        return _failed(
+            f"docker compose --profile {check.profile} run --rm {check.service} failed: "
+            f"{ran.tail()}",
+            **evidence,
+        )
+    return _passed(
+        f"{check.service} runs only with --profile {check.profile}, and exits 0", **evidence
+    )
+
+
 KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
     "health": check_health,
     "predict": check_predict,
@@ -1537,6 +1676,9 @@ KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
     "dockerignore": check_dockerignore,
     "init_process": check_init_process,
     "cache_mount": check_cache_mount,
+    "compose_secret": check_compose_secret,
+    "resource_limits": check_resource_limits,
+    "compose_profile": check_compose_profile,
 }
 
 

@@ -49,6 +49,12 @@ def as_student(cloud: dict, index: int, command: str) -> subprocess.CompletedPro
         return conn.sudo(f"bash -c {shlex.quote(command)}", user=login, hide=True, warn=True)
 
 
+def run_page(script: str) -> str:
+    """A page's script in a login shell, as the student pastes it; its stdin is empty, so
+    a command that reads stdin (docker compose up) cannot swallow the commands after it."""
+    return f"bash -l -c {shlex.quote(script)} </dev/null"
+
+
 def site(cloud: dict, *args: str) -> subprocess.CompletedProcess[str]:
     inventory = Path(cloud["state_dir"]) / "inventory.yml"
     return subprocess.run(
@@ -84,7 +90,7 @@ def test_a_lessons_page_runs_as_written_in_the_students_copy(classroom, lab):
     commands = work.page_commands((REPO / "workshop/labs" / lab / "README.md").read_text())
     assert commands, f"{lab}'s page shows no commands"
     script = work.page_script(f"~/labs/{lab}", commands)
-    ran = as_student(classroom, 0, f"bash -l <<'PAGE'\n{script}PAGE")
+    ran = as_student(classroom, 0, run_page(script))
     assert ran.return_code == 0, f"{lab}: {ran.stderr[-2000:]}"
     leftovers = as_student(classroom, 0, "docker ps -aq; docker network ls -qf name=ml-net")
     assert leftovers.stdout.strip() == "", "the page's own clean-up leaves nothing running"
@@ -107,20 +113,21 @@ def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classr
     assert marker, "the page marks where the student's edits come"
     if work.page_commands(before):
         first = work.page_script(f"~/labs/{lab}", work.page_commands(before), tries=2)
-        ran = as_student(classroom, 0, f"bash -l <<'PAGE'\n{first}PAGE")
+        ran = as_student(classroom, 0, run_page(first))
         assert ran.return_code == 0, f"before the edits: {ran.stderr[-2000:]}"
     for name in catalog.load(lab).handout.solution:
         text = (REPO / "workshop/labs" / lab / name).read_text()
         wrote = as_student(classroom, 0, f"cat > ~/labs/{lab}/{name} <<'EOF'\n{text}EOF")
         assert wrote.return_code == 0, wrote.stderr
     rest = work.page_script(f"~/labs/{lab}", work.page_commands(after), tries=5)
-    ran = as_student(classroom, 0, f"bash -l <<'PAGE'\n{rest}PAGE")
+    ran = as_student(classroom, 0, run_page(rest))
     assert ran.return_code == 0, f"after the edits: {ran.stderr[-2000:]}"
     if lab == "03-build-techniques":
         assert "tini" in ran.stdout, "docker top shows tini as PID 1"
     else:
         assert re.search(r"(?im)^x-cache: hit", ran.stdout), "the second request is a hit"
-    assert as_student(classroom, 0, "docker ps -aq").stdout.strip() == ""
+    left = as_student(classroom, 0, "docker ps -a --format '{{.Names}} {{.Status}}'").stdout
+    assert left.strip() == "", f"the page's own clean-up leaves nothing: {left}\n{ran.stderr}"
 
 
 def test_site_delivers_every_lab_and_the_table_counts_them(classroom):

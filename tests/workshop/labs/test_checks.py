@@ -395,3 +395,131 @@ def test_cache_mount_wants_pips_cache_in_a_cache_mount(
     result = check(engine, tmp_path / "s", "cache_mount", dockerfile)
     assert result.status == status, result.message
     assert reason in result.message
+
+
+# --- Lesson 05's techniques (Compose) ---------------------------------------------------
+
+STACK = """\
+services:
+  web:
+    image: ${WEB_IMAGE:-web}
+    build:
+      context: .
+      args:
+        BASE_IMAGE: ${PYTHON_IMAGE:-python:3.11-slim}
+    ports:
+      - "127.0.0.1:${GATEWAY_PORT:-8080}:8000"
+    environment:
+      API_USER: ml
+      API_KEY_FILE: /run/secrets/api_key
+    secrets: [api_key]
+    deploy:
+      resources:
+        limits:
+          cpus: "0.5"
+          memory: 256M
+  tool:
+    image: ${PYTHON_IMAGE:-python:3.11-slim}
+    profiles: [debug]
+    command: ["python", "-c", "print(open('/run/secrets/api_key').read().strip() != '')"]
+    secrets: [api_key]
+secrets:
+  api_key:
+    file: ./api_key.txt
+"""
+
+
+def stack_check(engine, directory, kind, compose=STACK, **options):
+    """One Compose technique check on a one-service stack written here."""
+    lab(directory, [])
+    (directory / "compose.yaml").write_text(compose)
+    (directory / "api_key.txt").write_text("k3y\n")
+    synthetic = catalog.Lab.model_validate(
+        {
+            "name": "synthetic-stack",
+            "title": "a stack",
+            "lesson": "tests",
+            "images": [{"name": "web", "base": "python"}],
+            "port": 8000,
+            "health": "/health",
+            "compose": "compose.yaml",
+            "service": "web",
+            "checks": [{"name": kind, "kind": kind, **options}],
+        }
+    )
+    synthetic.directory = directory
+    return work.run(engine, synthetic, directory, health_timeout=30).checks[0]
+
+
+@pytest.mark.parametrize(
+    ("compose", "status", "reason"),
+    [
+        (STACK, checks.PASSED, "credentials arrive as files"),
+        (
+            STACK.replace("API_KEY_FILE: /run/secrets/api_key", "API_PASSWORD: hunter2"),
+            checks.FAILED,
+            "web: API_PASSWORD is in the container's environment",
+        ),
+        (
+            STACK.replace("    secrets: [api_key]\n    deploy:", "    deploy:"),
+            checks.FAILED,
+            "no service gets a secret",
+        ),
+    ],
+    ids=["secret file", "password in the environment", "no secret mounted"],
+)
+def test_compose_secret_wants_credentials_as_files(engine, tmp_path, compose, status, reason):
+    result = stack_check(engine, tmp_path / "s", "compose_secret", compose)
+    assert result.status == status, result.message
+    assert reason in result.message
+
+
+@pytest.mark.parametrize(
+    ("compose", "status", "reason"),
+    [
+        (STACK, checks.PASSED, "web: 256 MB and 0.5 CPUs at most"),
+        (STACK.replace('          cpus: "0.5"\n', ""), checks.FAILED, "without a CPU limit"),
+        (
+            STACK.replace(
+                '    deploy:\n      resources:\n        limits:\n          cpus: "0.5"\n'
+                "          memory: 256M\n",
+                "",
+            ),
+            checks.FAILED,
+            "without a memory limit",
+        ),
+    ],
+    ids=["both", "memory only", "none"],
+)
+def test_resource_limits_wants_memory_and_cpu(engine, tmp_path, compose, status, reason):
+    result = stack_check(engine, tmp_path / "s", "resource_limits", compose, service="web")
+    assert result.status == status, result.message
+    assert reason in result.message
+
+
+@pytest.mark.parametrize(
+    ("compose", "status", "reason"),
+    [
+        (STACK, checks.PASSED, "tool runs only with --profile debug, and exits 0"),
+        (STACK.replace("    profiles: [debug]\n", ""), checks.FAILED, "starts with every `up`"),
+        (
+            STACK.replace("!= ''", "== 'no such key'"),
+            checks.PASSED,
+            "tool runs only with --profile debug",
+        ),
+        (
+            STACK.replace(
+                'command: ["python", "-c",', 'command: ["python", "-c", "raise SystemExit(3)",'
+            ),
+            checks.FAILED,
+            "run --rm tool failed",
+        ),
+    ],
+    ids=["profile", "no profile", "prints False but exits 0", "exits 3"],
+)
+def test_compose_profile_wants_a_tool_left_out_of_up(engine, tmp_path, compose, status, reason):
+    result = stack_check(
+        engine, tmp_path / "s", "compose_profile", compose, service="tool", profile="debug"
+    )
+    assert result.status == status, result.message
+    assert reason in result.message

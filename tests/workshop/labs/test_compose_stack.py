@@ -35,9 +35,18 @@ def test_nothing_of_the_check_is_left(engine, reference):
     assert not [n.name for n in engine.networks.list() if n.name.startswith(prefix)]
 
 
-def test_a_missing_secrets_file_is_named(engine, tmp_path):
+def test_the_secret_the_limits_and_the_debug_profile(reference):
+    secret = work.result(reference, "compose_secret").evidence
+    assert secret["in_environment"] == []
+    assert "db: /run/secrets/db_password" in secret["secrets_mounted"]
+    limits = work.result(reference, "resource_limits").evidence["limits"]
+    assert {(limit["memory_mb"], limit["cpus"]) for limit in limits} == {(1024, 1.0)}
+    assert "psql" not in work.result(reference, "compose_profile").evidence["services"]
+
+
+def test_a_missing_password_file_is_named(engine, tmp_path):
     copy = work.student_copy(LAB, tmp_path)
-    (copy / "secrets.env").unlink()
+    (copy / "db_password.txt").unlink()
     run = work.run(engine, LAB.model_copy(update={"checks": LAB.checks[:1]}), copy)
     assert run.status == checks.FAILED
-    assert "secrets.env" in work.result(run, "health").message
+    assert "db_password.txt" in work.result(run, "health").message

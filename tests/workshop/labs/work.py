@@ -20,9 +20,8 @@ def student_copy(lab: catalog.Lab, directory: Path, *, solution: bool = True) ->
     ca = handout.extra_ca_bundle()
     files = handout.solution_files(lab, ca) if solution else handout.student_files(lab, ca)
     work = handout.write_tree(lab, files, directory / lab.name)
-    example = work / "secrets.env.example"
-    if solution and example.exists():  # README step 1 of the Compose lab
-        (work / "secrets.env").write_text(example.read_text().replace("change-me", "s3cret-pw"))
+    if solution and lab.compose and "db_password" in (work / lab.compose).read_text():
+        (work / "db_password.txt").write_text("s3cret-pw\n")  # the Compose lab's first step
     return work
 
 

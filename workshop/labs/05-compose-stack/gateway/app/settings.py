@@ -1,4 +1,5 @@
-"""Configuration from environment variables (secrets arrive through the env file)."""
+"""Configuration from environment variables; the database password from a file
+(POSTGRES_PASSWORD_FILE: a Compose secret) or, outside Compose, POSTGRES_PASSWORD."""
 
 from __future__ import annotations
 
@@ -18,10 +19,14 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ
+        password = env.get("POSTGRES_PASSWORD", "")
+        if env.get("POSTGRES_PASSWORD_FILE"):
+            with open(env["POSTGRES_PASSWORD_FILE"]) as handle:
+                password = handle.read().strip()
         dsn = (
             f"host={env.get('POSTGRES_HOST', 'db')} port={env.get('POSTGRES_PORT', '5432')} "
             f"dbname={env['POSTGRES_DB']} user={env['POSTGRES_USER']} "
-            f"password={env['POSTGRES_PASSWORD']} connect_timeout=5"
+            f"password={password} connect_timeout=5"
         )
         return cls(
             model_url=env.get("MODEL_URL", "http://model:8000"),
