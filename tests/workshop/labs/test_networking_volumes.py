@@ -8,11 +8,14 @@ from workshop.labs import catalog, checks
 LAB = catalog.load("04-networking-volumes")
 
 
-def test_the_reference_script_shows_name_resolution_and_a_shared_volume(engine, tmp_path):
+def test_the_reference_script_shows_networks_a_shared_volume_and_a_bind_mount(engine, tmp_path):
+    """Each script check's expected lines (name resolution, the shared volume, the host and
+    none networks, the live read-only bind mount) were printed: all_passed."""
     run = work.run(engine, LAB, work.student_copy(LAB, tmp_path))
     work.all_passed(run)
+    assert len(run.checks) == 4
     output = "\n".join(work.result(run, "script").evidence["last_lines"])
-    assert "does not resolve" in output
+    assert "bind mount: read-only inside" in output
     assert output.endswith("ok")
     # The script cleaned up after itself (PREFIX is the check's).
     assert not engine.containers.list(all=True, filters={"name": "ws-check-"})
