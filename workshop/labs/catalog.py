@@ -77,6 +77,9 @@ class Check(Strict):
         "compose_secret",  # no password in any container's environment; a secret mounted
         "resource_limits",  # `service`'s containers run with a memory and a CPU limit
         "compose_profile",  # `service` starts only with --profile `profile`, and works then
+        "registry_tags",  # `repository` in the classroom registry has every tag of `tags`,
+        # all one digest
+        "pinned",  # every requirement `==` a version; every FROM a tag or digest, not latest
     ]
     file: str | None = None
     json_file: str | None = None  # a JSON request body (instead of a multipart file)
@@ -96,6 +99,8 @@ class Check(Strict):
     includes: list[str] = Field(default_factory=list)  # dockerignore: must reach the build
     service: str | None = None  # resource_limits, compose_profile: the Compose service
     profile: str | None = None  # compose_profile: the profile that enables `service`
+    repository: str | None = None  # registry_tags: e.g. "{login}/classifier"
+    tags: list[str] = Field(default_factory=list)  # registry_tags: the tags it must have
 
 
 class Handout(Strict):

@@ -1655,6 +1655,109 @@ def check_compose_profile(session: Session, check: catalog.Check) -> Outcome:
     )
 
 
+def _remote_digest(session: Session, reference: str) -> str | None:
+    """The digest a registry holds for ``reference``, read as the student (their login)."""
+    if session.target.builder == "buildkit":
+        found = session.docker(
+            "buildx",
+            "imagetools",
+            "inspect",
+            reference,
+            "--format",
+            "{{json .Manifest}}",
+            timeout=60,
+        )
+        if found.ok:
+            return str(json.loads(found.stdout).get("digest") or "") or None
+        return None
+    found = session.docker("manifest", "inspect", "--verbose", reference, timeout=60)
+    if not found.ok:
+        return None
+    described = json.loads(found.stdout)
+    described = described[0] if isinstance(described, list) else described
+    return str(described.get("Descriptor", {}).get("digest") or "") or None
+
+
+def check_registry_tags(session: Session, check: catalog.Check) -> Outcome:
+    """The student's repository in the classroom registry has every one of ``tags`` and
+    they are one image (one digest): a version, its lines and ``latest`` from one build."""
+    if not session.env.registry:
+        return _error("no classroom registry for this cohort")
+    repository = session.template(check.repository or "{login}/classifier")
+    digests = {
+        tag: _remote_digest(session, f"{session.env.registry}/{repository}:{tag}")
+        for tag in check.tags
+    }
+    evidence = {"repository": repository, "digests": digests}
+    missing = [tag for tag, digest in digests.items() if digest is None]
+    if missing:
+        return _failed(
+            f"{session.env.registry}/{repository} has no tag {', '.join(missing)}: tag the "
+            "image with each and push them (docker push --all-tags)",
+            **evidence,
+        )
+    if len(set(digests.values())) > 1:
+        first = check.tags[0]
+        other = next(tag for tag in check.tags if digests[tag] != digests[first])
+        return _failed(
+            f"{other} is another image than {first} ({str(digests[other])[:19]} vs "
+            f"{str(digests[first])[:19]}): tag one build with every name, then push",
+            **evidence,
+        )
+    return _passed(
+        f"{', '.join(check.tags)}: one image, {str(digests[check.tags[0]])[:19]}", **evidence
+    )
+
+
+# A requirements line pinned to one version: name[extras]==version (markers and hashes
+# may follow); -r/-c includes and options are read past.
+_PINNED = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*===?\s*[^\s;,*]+(\s*;.*)?$")
+
+
+def check_pinned(session: Session, check: catalog.Check) -> Outcome:
+    """A rebuild next month gets the same image: every line of ``file`` (default
+    requirements.txt) pins one version (``==``), and every FROM names a tag or a digest
+    (its ARG default substituted), never ``latest`` nor none."""
+    requirements = check.file or "requirements.txt"
+    text = session.target.read_text(requirements)
+    if text is None:
+        return _failed(f"{requirements} is missing")
+    loose = []
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip().split("--hash", 1)[0].strip().rstrip("\\").strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        if not _PINNED.match(line):
+            loose.append(line)
+    dockerfile = session.target.read_text(session.dockerfile()) or ""
+    bases = [stage["base"] for stage in dockerfile_stages(dockerfile)]
+    names = {stage["name"] for stage in dockerfile_stages(dockerfile) if stage.get("name")}
+    floating = [
+        base
+        for base in bases
+        if base not in names
+        and base != "scratch"
+        and "@sha256:" not in base
+        and (":" not in base.rsplit("/", 1)[-1] or base.endswith(":latest"))
+    ]
+    evidence = {"unpinned_requirements": loose, "floating_bases": floating, "bases": bases}
+    if loose:
+        return _failed(
+            f"{requirements}: {loose[0]!r} is not pinned: write name==version "
+            "(pip freeze shows what you tested with)",
+            **evidence,
+        )
+    if floating:
+        return _failed(
+            f"FROM {floating[0]} floats (no tag, or latest): name a version, e.g. "
+            "python:3.11-slim, or a digest",
+            **evidence,
+        )
+    return _passed(
+        f"{requirements} pins every package; the bases are {', '.join(bases)}", **evidence
+    )
+
+
 KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
     "health": check_health,
     "predict": check_predict,
@@ -1679,6 +1782,8 @@ KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
     "compose_secret": check_compose_secret,
     "resource_limits": check_resource_limits,
     "compose_profile": check_compose_profile,
+    "registry_tags": check_registry_tags,
+    "pinned": check_pinned,
 }
 
 

@@ -99,13 +99,14 @@ def test_a_lessons_page_runs_as_written_in_the_students_copy(classroom, lab):
 EDITS = "<!-- the student's edits"
 
 
-@pytest.mark.parametrize("lab", ["03-build-techniques", "05-compose-stack"])
+@pytest.mark.parametrize("lab", ["03-build-techniques", "05-compose-stack", "06-registries-ci"])
 def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classroom, lab):
     """A page whose steps have the student edit files: its commands before the edits run
     on the starter as delivered (Lesson 03: the token leaks into the history), then the
     edits are made (the solution's files, written as the student), then the rest of the
     commands run (Lesson 03: the secret is nowhere, tini is PID 1; Activity 3: the stack
-    comes up, caches, logs and scales) and leave nothing running."""
+    comes up, caches, logs and scales; Activity 5: the classroom push and four tags of one
+    image) and leave nothing running."""
     delivered = workshop(classroom, "deploy", "--lab", lab, "--student", "student01")
     assert delivered.returncode == 0, delivered.stderr + delivered.stdout
     page = (REPO / "workshop/labs" / lab / "README.md").read_text()
@@ -124,8 +125,11 @@ def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classr
     assert ran.return_code == 0, f"after the edits: {ran.stderr[-2000:]}"
     if lab == "03-build-techniques":
         assert "tini" in ran.stdout, "docker top shows tini as PID 1"
-    else:
+    elif lab == "05-compose-stack":
         assert re.search(r"(?im)^x-cache: hit", ran.stdout), "the second request is a hit"
+    else:  # the classroom push, then four tags of one image
+        assert re.search(r"(?m)^pushed \S+/student01/classifier:\S+@sha256:", ran.stdout)
+        assert ran.stdout.rstrip().endswith("\n1"), "one digest for the four tags"
     left = as_student(classroom, 0, "docker ps -a --format '{{.Names}} {{.Status}}'").stdout
     assert left.strip() == "", f"the page's own clean-up leaves nothing: {left}\n{ran.stderr}"
 
@@ -208,7 +212,7 @@ def test_check_passes_the_reference_and_fails_the_starter_with_reasons(checked, 
     assert checked.returncode == 1, "exit 0 only when everyone passes"
     runs = {run["student"]: run for run in json.loads(checked.stdout)}
     assert runs["student01"]["status"] == "passed", runs["student01"]
-    assert [c["status"] for c in runs["student01"]["checks"]] == ["passed"] * 7
+    assert [c["status"] for c in runs["student01"]["checks"]] == ["passed"] * 8
     starter = runs["student02"]
     assert starter["status"] == "not started"
     assert "are as delivered" in starter["message"]
@@ -283,7 +287,7 @@ def test_the_report_looked_at_in_chromium(checked, classroom, tmp_path):
     rows = {row["data-student"]: row for row in lab.select("tbody tr")}
     assert rows["student01"]["data-status"] == "passed"
     assert rows["student02"]["data-status"] == "not started"
-    assert len(rows["student01"].select("td.mark.passed")) == 7
+    assert len(rows["student01"].select("td.mark.passed")) == 8
     assert "exited (code 0) before answering GET /health" in rows["student02"].get_text()
     assert soup.select_one(f'.card[data-lab="{LAB}"]').b.get_text() == "1/2"
 

@@ -523,3 +523,61 @@ def test_compose_profile_wants_a_tool_left_out_of_up(engine, tmp_path, compose, 
     )
     assert result.status == status, result.message
     assert reason in result.message
+
+
+# --- Lesson 02: pinned versions ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("requirements", "dockerfile", "status", "reason"),
+    [
+        (
+            "fastapi==0.115.0\nnumpy==2.1.3 ; python_version >= '3.10'\n# a comment\n",
+            GOOD,
+            checks.PASSED,
+            "pins every package; the bases are python:3.11-slim",
+        ),
+        ("fastapi\n", GOOD, checks.FAILED, "'fastapi' is not pinned"),
+        ("numpy>=2\n", GOOD, checks.FAILED, "'numpy>=2' is not pinned"),
+        ("numpy~=2.1\n", GOOD, checks.FAILED, "'numpy~=2.1' is not pinned"),
+        (
+            "",
+            GOOD.replace("ARG BASE_IMAGE=python:3.11-slim", "ARG BASE_IMAGE=python"),
+            checks.FAILED,
+            "FROM python floats",
+        ),
+        (
+            "",
+            GOOD.replace("ARG BASE_IMAGE=python:3.11-slim", "ARG BASE_IMAGE=python:latest"),
+            checks.FAILED,
+            "FROM python:latest floats",
+        ),
+        (
+            "",
+            GOOD.replace(
+                "ARG BASE_IMAGE=python:3.11-slim",
+                "ARG BASE_IMAGE=registry.example.edu:5000/python@sha256:" + "a" * 64,
+            ),
+            checks.PASSED,
+            "pins every package",
+        ),
+    ],
+    ids=[
+        "pinned",
+        "bare name",
+        "lower bound",
+        "compatible release",
+        "no tag",
+        "latest",
+        "digest on a registry with a port",
+    ],
+)
+def test_pinned_wants_one_version_of_everything(
+    engine, tmp_path, requirements, dockerfile, status, reason
+):
+    directory = tmp_path / "s"
+    synthetic = lab(directory, [("pinned", {})], dockerfile)
+    (directory / "requirements.txt").write_text(requirements)
+    result = work.run(engine, synthetic, directory).checks[0]
+    assert result.status == status, result.message
+    assert reason in result.message

@@ -3,8 +3,11 @@ push script pushes to the lab cloud's real registry as a student."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -75,3 +78,70 @@ def test_push_classroom_pushes_as_a_student(lab_cloud, engine, tmp_path, monkeyp
     config = json.loads((tmp_path / "docker" / "config.json").read_text())
     assert address in config["auths"]
     registry.delete_repository("student01/classifier", force=True)
+
+
+def one_file_image(engine, repository: str, data: bytes) -> None:
+    """An image of one file (nothing to pull); other data, another image."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("build.txt")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    engine.api.import_image_from_data(buffer.getvalue(), repository=repository, tag="1")
+
+
+def push_tags(engine, image: str, repository: str, tags: list[str], auth: dict) -> None:
+    for tag in tags:
+        engine.images.get(image).tag(repository, tag)
+        stream = engine.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth)
+        assert not [item["error"] for item in stream if "error" in item]
+        engine.images.remove(f"{repository}:{tag}")
+
+
+@pytest.mark.labcloud
+def test_registry_tags_wants_every_tag_on_one_image(lab_cloud, engine, tmp_path, monkeypatch):
+    """Part 3: 1.4.2, 1.4, 1 and latest of one build pass; latest moved to another image,
+    or a tag missing, fails naming it. Read as the student, with their login."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    state = Path(lab_cloud["state_dir"])
+    password = (state / "students/student02/password").read_text().strip()
+    address = lab_cloud["registry"]["address"]
+    login = subprocess.run(
+        ["docker", "login", address, "--username", "student02", "--password-stdin"],
+        input=password,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert login.returncode == 0, login.stderr
+    repository = f"{address}/student02/classifier"
+    one_file_image(engine, f"{repository}-one", b"one build\n")
+    one_file_image(engine, f"{repository}-other", b"another build\n")
+    auth = {"username": "student02", "password": password}
+    only = LAB.model_copy(update={"checks": [c for c in LAB.checks if c.kind == "registry_tags"]})
+    copy = work.student_copy(LAB, tmp_path)
+
+    def judged() -> checks.CheckResult:
+        run = work.run(
+            engine, only, copy, registry=address, login="student02", registry_password=password
+        )
+        return work.result(run, "registry_tags")
+
+    try:
+        push_tags(engine, f"{repository}-one:1", repository, ["1.4.2", "1.4", "1"], auth)
+        missing = judged()
+        assert missing.status == checks.FAILED
+        assert "has no tag latest" in missing.message
+        push_tags(engine, f"{repository}-one:1", repository, ["latest"], auth)
+        assert judged().status == checks.PASSED
+        push_tags(engine, f"{repository}-other:1", repository, ["latest"], auth)
+        moved = judged()
+        assert moved.status == checks.FAILED, moved.message
+        assert "latest is another image than 1.4.2" in moved.message
+    finally:
+        classroom_registry(lab_cloud["cohort"]).delete_repository(
+            "student02/classifier", force=True
+        )
+        for name in (f"{repository}-one:1", f"{repository}-other:1"):
+            if engine.images.list(name):
+                engine.images.remove(name, force=True)
