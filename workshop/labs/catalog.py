@@ -80,6 +80,8 @@ class Check(Strict):
         "registry_tags",  # `repository` in the classroom registry has every tag of `tags`,
         # all one digest
         "pinned",  # every requirement `==` a version; every FROM a tag or digest, not latest
+        "oidc_only",  # `file` (a workflow) asks id-token: write and logs in to the clouds by
+        # OIDC only: no access key, password or JSON key anywhere
     ]
     file: str | None = None
     json_file: str | None = None  # a JSON request body (instead of a multipart file)

@@ -1758,6 +1758,63 @@ def check_pinned(session: Session, check: catalog.Check) -> Outcome:
     )
 
 
+# Each cloud's login action, the input that makes it OIDC, and the inputs of a stored key.
+_OIDC_LOGINS = {
+    "aws-actions/configure-aws-credentials": (
+        "role-to-assume",
+        ("aws-access-key-id", "aws-secret-access-key", "aws-session-token"),
+    ),
+    "google-github-actions/auth": ("workload_identity_provider", ("credentials_json",)),
+    "azure/login": ("client-id", ("creds", "client-secret")),
+}
+
+
+def check_oidc_only(session: Session, check: catalog.Check) -> Outcome:
+    """The workflow asks GitHub for an OIDC token (``permissions: id-token: write``, for
+    the workflow or the job) and logs in to AWS, Google Cloud and Azure with it: each
+    login action has its OIDC input and none of a stored key; no docker login takes a
+    password from a secret. Read with a YAML parser, so comments do not count."""
+    import yaml
+
+    name = check.file or "workflow.yml"
+    text = session.target.read_text(name)
+    if text is None:
+        return _failed(f"{name} is missing")
+    try:
+        workflow = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        return _failed(f"{name} is not valid YAML: {str(exc).splitlines()[0]}")
+    jobs = workflow.get("jobs") or {}
+    if not isinstance(jobs, dict) or not jobs:
+        return _failed(f"{name} has no jobs")
+    problems: list[str] = []
+    seen: set[str] = set()
+    for job_name, job in jobs.items():
+        permissions = {**(workflow.get("permissions") or {}), **(job.get("permissions") or {})}
+        if not isinstance(permissions, dict) or permissions.get("id-token") != "write":
+            problems.append(f"job {job_name} lacks permissions: id-token: write")
+        for step in job.get("steps") or []:
+            uses = str(step.get("uses", "")).split("@")[0]
+            inputs = step.get("with") or {}
+            if uses in _OIDC_LOGINS:
+                oidc, stored = _OIDC_LOGINS[uses]
+                seen.add(uses)
+                keys = [key for key in stored if key in inputs]
+                if keys:
+                    problems.append(f"{uses} is given {keys[0]}: a stored key, not OIDC")
+                elif oidc not in inputs:
+                    problems.append(f"{uses} has no {oidc}: it cannot log in by OIDC")
+            if uses == "docker/login-action" and "secrets." in str(inputs.get("password", "")):
+                problems.append("docker/login-action takes a password from a secret")
+    missing = [action for action in _OIDC_LOGINS if action not in seen]
+    evidence = {"problems": problems, "logins": sorted(seen)}
+    if problems:
+        return _failed(f"{name}: {problems[0]}", **evidence)
+    if missing:
+        return _failed(f"{name} never logs in with {missing[0]}", **evidence)
+    return _passed(f"{name} logs in to the three clouds by OIDC only", **evidence)
+
+
 KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
     "health": check_health,
     "predict": check_predict,
@@ -1784,6 +1841,7 @@ KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
     "compose_profile": check_compose_profile,
     "registry_tags": check_registry_tags,
     "pinned": check_pinned,
+    "oidc_only": check_oidc_only,
 }
 
 

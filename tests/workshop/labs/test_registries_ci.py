@@ -145,3 +145,58 @@ def test_registry_tags_wants_every_tag_on_one_image(lab_cloud, engine, tmp_path,
         for name in (f"{repository}-one:1", f"{repository}-other:1"):
             if engine.images.list(name):
                 engine.images.remove(name, force=True)
+
+
+OIDC = catalog.Check(name="oidc", kind="oidc_only", file="workflow.yml")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (None, "logs in to the three clouds by OIDC only"),
+        (
+            (
+                "role-to-assume: ${{ env.AWS_ROLE_ARN }}",
+                "aws-access-key-id: ${{ secrets.AWS_KEY }}",
+            ),
+            "configure-aws-credentials is given aws-access-key-id",
+        ),
+        (
+            (
+                "workload_identity_provider: ${{ env.GCP_WORKLOAD_IDENTITY_PROVIDER }}",
+                "credentials_json: ${{ secrets.GCP_KEY }}",
+            ),
+            "google-github-actions/auth is given credentials_json",
+        ),
+        (
+            ("client-id: ${{ env.AZURE_CLIENT_ID }}", "creds: ${{ secrets.AZURE_CREDS }}"),
+            "azure/login is given creds",
+        ),
+        (("  id-token: write  # lets", "  # id-token: write  # lets"), "lacks permissions"),
+        (
+            (
+                "password: ${{ steps.gcp.outputs.access_token }}",
+                "password: ${{ secrets.GAR_PASSWORD }}",
+            ),
+            "takes a password from a secret",
+        ),
+    ],
+    ids=[
+        "reference",
+        "AWS access key",
+        "GCP JSON key",
+        "Azure secret",
+        "no id-token",
+        "a registry password",
+    ],
+)
+def test_oidc_only_fails_every_stored_key(engine, tmp_path, change, reason):
+    copy = work.student_copy(LAB, tmp_path)
+    workflow = copy / "workflow.yml"
+    if change:
+        assert change[0] in workflow.read_text(), change[0]
+        workflow.write_text(workflow.read_text().replace(change[0], change[1]))
+    only = LAB.model_copy(update={"checks": [OIDC], "uses": []})
+    result = work.result(work.run(engine, only, copy), "oidc_only")
+    assert result.status == (checks.PASSED if change is None else checks.FAILED), result.message
+    assert reason in result.message
