@@ -90,7 +90,7 @@ def test_site_makes_every_vm_ready_and_prints_the_table(provisioned, lab_cloud):
         mine = result["students"][login]
         assert mine["docker_without_sudo"] is True
         assert mine["registry_login"] is True
-        assert mine["labs"] == {"expected": 7, "present": 7, "missing": []}
+        assert mine["labs"] == {"expected": 8, "present": 8, "missing": []}
         assert mine["tools_missing"] == []
         assert mine["ssh_login"] is True, "the password on the card does not log in"
         row = re.search(rf"^.*{vm['hostname']}\s+{login}\s+(\S+).*\s(ok)\",?$", first.stdout, re.M)
