@@ -163,7 +163,7 @@ def test_redeploy_keeps_a_students_edit_and_restores_what_they_deleted(classroom
     again = workshop(classroom, "deploy", "--all", "--json")
     assert again.returncode == 0, again.stderr
     rows = {(row["student"], row["lab"]): row for row in json.loads(again.stdout)["rows"]}
-    assert len(rows) == 2 * 7
+    assert len(rows) == 2 * 8
     assert rows[("student02", LAB)]["added"] == 1  # coffee.jpg, and nothing else
     assert (
         rows[("student01", LAB)] | {"added": 0, "status": "up to date"} == rows[("student01", LAB)]
