@@ -217,13 +217,19 @@ class Session:
         context: str | None = None,
         plain: bool = False,
         with_secrets: bool = True,
+        fresh: bool = False,
     ) -> Built:
         """Build the lab's image ``name`` from the student's files (once per session);
-        ``with_secrets=False`` builds it afresh without the lab's build secrets."""
-        if context is None and with_secrets and name in self.built:
+        ``fresh`` builds it again from no cache, ``with_secrets=False`` also without the
+        lab's build secrets. (BuildKit's cache key leaves a secret's value out: a cached
+        step holds whatever value an earlier build had.)"""
+        default = context is None and with_secrets and not fresh
+        if default and name in self.built:
             return self.built[name]
         spec = self.lab.image(name)
-        suffix = "-again" if context else "" if with_secrets else "-nosecret"
+        suffix = (
+            "-again" if context else "-nosecret" if not with_secrets else "-fresh" if fresh else ""
+        )
         tag = f"ws-check/{self.lab.name}-{name}:{self.run_id}{suffix}"
         argv = [
             "build",
@@ -239,8 +245,8 @@ class Session:
         if with_secrets:
             for secret_id in self.build_secrets:
                 argv += ["--secret", f"id={secret_id},src={self.secret_file()}"]
-        else:
-            argv.append("--no-cache")  # a cached step would not need the secret
+        if fresh or not with_secrets:
+            argv.append("--no-cache")  # cached steps neither need nor hold this secret
         argv += self.env.build_options
         if self.target.builder == "classic":
             argv.append("--force-rm")  # a failed RUN step leaves no container behind
@@ -254,7 +260,7 @@ class Session:
         built = Built(tag, seconds=round(result.seconds, 1), output=result.stdout + result.stderr)
         if not result.ok:
             built.tag, built.problem = None, f"the image does not build: {result.tail()}"
-        if context is None and with_secrets:
+        if default:
             self.built[name] = built
         return built
 
@@ -1310,7 +1316,8 @@ def check_build_secret(session: Session, check: catalog.Check) -> Outcome:
         return _error("lab.yml names no image for build_secret")
     if session.target.builder != "buildkit":
         return _error("build secrets need BuildKit (the buildx plugin): this engine has none")
-    built = session.build(name)
+    # From no cache: a cached step that copied a secret holds an earlier build's value.
+    built = session.build(name, fresh=True)
     if built.tag is None:
         return _failed(f"{built.problem} (built with --secret id={check.secret_id})")
     value = session.secret_value

@@ -429,8 +429,15 @@ secrets:
 """
 
 
-def stack_check(engine, directory, kind, compose=STACK, **options):
-    """One Compose technique check on a one-service stack written here."""
+TECHNIQUES = [
+    ("compose_secret", {}),
+    ("resource_limits", {"service": "web"}),
+    ("compose_profile", {"service": "tool", "profile": "debug"}),
+]
+
+
+def stack_run(engine, directory, compose, kinds=TECHNIQUES) -> dict[str, checks.CheckResult]:
+    """Compose technique checks on a one-service stack written here: one `up` for all."""
     lab(directory, [])
     (directory / "compose.yaml").write_text(compose)
     (directory / "api_key.txt").write_text("k3y\n")
@@ -444,85 +451,83 @@ def stack_check(engine, directory, kind, compose=STACK, **options):
             "health": "/health",
             "compose": "compose.yaml",
             "service": "web",
-            "checks": [{"name": kind, "kind": kind, **options}],
+            "checks": [{"name": kind, "kind": kind, **options} for kind, options in kinds],
         }
     )
     synthetic.directory = directory
-    return work.run(engine, synthetic, directory, health_timeout=30).checks[0]
+    run = work.run(engine, synthetic, directory, health_timeout=30)
+    return {result.kind: result for result in run.checks}
 
 
-@pytest.mark.parametrize(
-    ("compose", "status", "reason"),
-    [
-        (STACK, checks.PASSED, "credentials arrive as files"),
-        (
-            STACK.replace("API_KEY_FILE: /run/secrets/api_key", "API_PASSWORD: hunter2"),
-            checks.FAILED,
-            "web: API_PASSWORD is in the container's environment",
-        ),
-        (
-            STACK.replace("    secrets: [api_key]\n    deploy:", "    deploy:"),
-            checks.FAILED,
-            "no service gets a secret",
-        ),
-    ],
-    ids=["secret file", "password in the environment", "no secret mounted"],
+# Wrong in two ways, right in one: a password in the environment, a memory limit only, a
+# tool that prints False and still exits 0 (the profile check wants it left out and working).
+LEAKY = (
+    STACK.replace("API_KEY_FILE: /run/secrets/api_key", "API_PASSWORD: hunter2")
+    .replace('          cpus: "0.5"\n', "")
+    .replace("!= ''", "== 'no such key'")
 )
-def test_compose_secret_wants_credentials_as_files(engine, tmp_path, compose, status, reason):
-    result = stack_check(engine, tmp_path / "s", "compose_secret", compose)
-    assert result.status == status, result.message
-    assert reason in result.message
-
-
-@pytest.mark.parametrize(
-    ("compose", "status", "reason"),
-    [
-        (STACK, checks.PASSED, "web: 256 MB and 0.5 CPUs at most"),
-        (STACK.replace('          cpus: "0.5"\n', ""), checks.FAILED, "without a CPU limit"),
-        (
-            STACK.replace(
-                '    deploy:\n      resources:\n        limits:\n          cpus: "0.5"\n'
-                "          memory: 256M\n",
-                "",
-            ),
-            checks.FAILED,
-            "without a memory limit",
-        ),
-    ],
-    ids=["both", "memory only", "none"],
-)
-def test_resource_limits_wants_memory_and_cpu(engine, tmp_path, compose, status, reason):
-    result = stack_check(engine, tmp_path / "s", "resource_limits", compose, service="web")
-    assert result.status == status, result.message
-    assert reason in result.message
-
-
-@pytest.mark.parametrize(
-    ("compose", "status", "reason"),
-    [
-        (STACK, checks.PASSED, "tool runs only with --profile debug, and exits 0"),
-        (STACK.replace("    profiles: [debug]\n", ""), checks.FAILED, "starts with every `up`"),
-        (
-            STACK.replace("!= ''", "== 'no such key'"),
-            checks.PASSED,
-            "tool runs only with --profile debug",
-        ),
-        (
-            STACK.replace(
-                'command: ["python", "-c",', 'command: ["python", "-c", "raise SystemExit(3)",'
-            ),
-            checks.FAILED,
-            "run --rm tool failed",
-        ),
-    ],
-    ids=["profile", "no profile", "prints False but exits 0", "exits 3"],
-)
-def test_compose_profile_wants_a_tool_left_out_of_up(engine, tmp_path, compose, status, reason):
-    result = stack_check(
-        engine, tmp_path / "s", "compose_profile", compose, service="tool", profile="debug"
+# Wrong in three: no secret mounted, no limits at all, a tool that exits 3.
+BARE = (
+    STACK.replace("    secrets: [api_key]\n    deploy:", "    deploy:")
+    .replace(
+        '    deploy:\n      resources:\n        limits:\n          cpus: "0.5"\n'
+        "          memory: 256M\n",
+        "",
     )
-    assert result.status == status, result.message
-    assert reason in result.message
+    .replace('command: ["python", "-c",', 'command: ["python", "-c", "raise SystemExit(3)",')
+)
+
+
+@pytest.mark.parametrize(
+    ("compose", "expected"),
+    [
+        (
+            STACK,
+            {
+                "compose_secret": (checks.PASSED, "credentials arrive as files"),
+                "resource_limits": (checks.PASSED, "web: 256 MB and 0.5 CPUs at most"),
+                "compose_profile": (checks.PASSED, "runs only with --profile debug, and exits 0"),
+            },
+        ),
+        (
+            LEAKY,
+            {
+                "compose_secret": (
+                    checks.FAILED,
+                    "web: API_PASSWORD is in the container's environment",
+                ),
+                "resource_limits": (checks.FAILED, "without a CPU limit"),
+                "compose_profile": (checks.PASSED, "runs only with --profile debug"),
+            },
+        ),
+        (
+            BARE,
+            {
+                "compose_secret": (checks.FAILED, "no service gets a secret"),
+                "resource_limits": (checks.FAILED, "without a memory limit"),
+                "compose_profile": (checks.FAILED, "run --rm tool failed"),
+            },
+        ),
+    ],
+    ids=["right", "password in the environment, memory only", "no secret, no limits"],
+)
+def test_the_compose_techniques_judge_right_and_wrong_stacks(engine, tmp_path, compose, expected):
+    results = stack_run(engine, tmp_path / "s", compose)
+    for kind, (status, reason) in expected.items():
+        assert results[kind].status == status, f"{kind}: {results[kind].message}"
+        assert reason in results[kind].message, kind
+
+
+def test_compose_profile_fails_a_tool_that_starts_with_every_up(engine, tmp_path):
+    """Read from `docker compose config`: nothing is started for this one."""
+    results = stack_run(
+        engine,
+        tmp_path / "s",
+        STACK.replace("    profiles: [debug]\n", ""),
+        [("compose_profile", {"service": "tool", "profile": "debug"})],
+    )
+    assert results["compose_profile"].status == checks.FAILED
+    assert "starts with every `up`" in results["compose_profile"].message
 
 
 # --- Lesson 02: pinned versions ---------------------------------------------------------
