@@ -237,17 +237,22 @@ class EcrRegistry:
             raise
         return True
 
+    def _repository_arns(self, student: str, repositories: list[str]) -> list[str]:
+        """Each repository made (or found) for the student, as the ARN a policy names."""
+        arns = []
+        for repository in repositories:
+            self.ensure_repository(repository, student=student)
+            found = self._call("describe_repositories", repositoryNames=[repository])
+            arns.append(str(found["repositories"][0]["repositoryArn"]))
+        return arns
+
     def student_credentials(self, student: str, repositories: list[str]) -> dict[str, Any]:
         """An IAM user that may push and pull these repositories only, and its access key.
 
         The user lives under the IAM path /workshop/ and is named after the student's path
         (``nov-2026-student01``); a second call replaces the key (the card is rewritten).
         """
-        arns = []
-        for repository in repositories:
-            self.ensure_repository(repository, student=student)
-            found = self._call("describe_repositories", repositoryNames=[repository])
-            arns.append(found["repositories"][0]["repositoryArn"])
+        arns = self._repository_arns(student, repositories)
         user = _iam_name(repositories)
         try:
             self._call(
@@ -343,11 +348,10 @@ class EcrRegistry:
     def _github_provider(self) -> str:
         """The account's IAM OIDC provider for GitHub (one per account), made if missing;
         students are set up in parallel, so another thread may make it first."""
-        host = GITHUB_ISSUER.removeprefix("https://")
         for _ in range(2):
             listed = self._call("list_open_id_connect_providers", client=self._iam)
             for provider in listed["OpenIDConnectProviderList"]:
-                if provider["Arn"].endswith(f":oidc-provider/{host}"):
+                if provider["Arn"].endswith(f":oidc-provider/{GITHUB_HOST}"):
                     return str(provider["Arn"])
             try:
                 created = self._call(
@@ -372,13 +376,8 @@ class EcrRegistry:
         """An IAM role that GitHub runs of ``github`` on its branch may assume (through the
         account's OIDC provider, audience sts.amazonaws.com, that ``sub`` exactly) and that
         may push to ``repositories`` only."""
-        arns = []
-        for repository in repositories:
-            self.ensure_repository(repository, student=student)
-            found = self._call("describe_repositories", repositoryNames=[repository])
-            arns.append(found["repositories"][0]["repositoryArn"])
+        arns = self._repository_arns(student, repositories)
         provider = self._github_provider()
-        host = GITHUB_ISSUER.removeprefix("https://")
         trust = {
             "Version": "2012-10-17",
             "Statement": [
@@ -388,8 +387,8 @@ class EcrRegistry:
                     "Action": "sts:AssumeRoleWithWebIdentity",
                     "Condition": {
                         "StringEquals": {
-                            f"{host}:aud": STS_AUDIENCE,
-                            f"{host}:sub": github.subject,
+                            f"{GITHUB_HOST}:aud": STS_AUDIENCE,
+                            f"{GITHUB_HOST}:sub": github.subject,
                         }
                     },
                 }
@@ -450,16 +449,13 @@ class EcrRegistry:
                         )
                     self._call("delete_role", client=self._iam, RoleName=name)
                     removed.append(name)
-                elif GITHUB_ISSUER.removeprefix("https://") in json.dumps(
-                    _document(role.get("AssumeRolePolicyDocument", {}))
-                ):
+                elif GITHUB_HOST in json.dumps(_document(role.get("AssumeRolePolicyDocument", {}))):
                     remaining_trust = True
         if removed and not remaining_trust:
-            host = GITHUB_ISSUER.removeprefix("https://")
             listed = self._call("list_open_id_connect_providers", client=self._iam)
             for provider in listed["OpenIDConnectProviderList"]:
                 arn = provider["Arn"]
-                if not arn.endswith(f":oidc-provider/{host}"):
+                if not arn.endswith(f":oidc-provider/{GITHUB_HOST}"):
                     continue
                 tags = self._call(
                     "list_open_id_connect_provider_tags",
@@ -481,6 +477,7 @@ PUSH_POLICY = "workshop-ecr-push"
 CI_SUFFIX = "-github"
 KIT_TAG = "workshop-kit"
 STS_AUDIENCE = "sts.amazonaws.com"
+GITHUB_HOST = GITHUB_ISSUER.removeprefix("https://")  # how IAM names the provider and keys
 GITHUB_THUMBPRINT = "6938fd4d98bab03faadb97b34396831e3780aea1"
 
 

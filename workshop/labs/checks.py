@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from dockerfile_parse import DockerfileParser
 
 from workshop.labs import bases, catalog
@@ -1781,8 +1782,6 @@ def check_oidc_only(session: Session, check: catalog.Check) -> Outcome:
     the workflow or the job) and logs in to AWS, Google Cloud and Azure with it: each
     login action has its OIDC input and none of a stored key; no docker login takes a
     password from a secret. Read with a YAML parser, so comments do not count."""
-    import yaml
-
     name = check.file or "workflow.yml"
     text = session.target.read_text(name)
     if text is None:
