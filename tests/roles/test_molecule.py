@@ -1,10 +1,16 @@
-"""Every role's Molecule scenarios (converge, idempotence, verify) on a one-VM lab cloud."""
+"""Every role's Molecule scenarios (converge, idempotence, verify) on a one-VM lab cloud.
+
+Each scenario has a cohort (and so a VM, network and registry) of its own, so the selected
+scenarios run three at a time (``WORKSHOP_MOLECULE_PARALLEL``): most of a scenario's time
+is spent waiting on SSH and apt, not on this machine's two cores."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,13 +20,10 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.labcloud
 
 SCENARIOS = sorted(REPO.glob("roles/*/molecule/*/molecule.yml"))
+PARALLEL = int(os.environ.get("WORKSHOP_MOLECULE_PARALLEL", "3"))
 
 
-@pytest.mark.parametrize(
-    "scenario", SCENARIOS, ids=[f"{p.parts[-4]}-{p.parts[-2]}" for p in SCENARIOS]
-)
-def test_molecule_scenario(scenario: Path, tmp_path: Path) -> None:
-    role_dir = scenario.parents[2]
+def molecule_test(scenario: Path) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
@@ -28,14 +31,33 @@ def test_molecule_scenario(scenario: Path, tmp_path: Path) -> None:
         "ANSIBLE_FORCE_COLOR": "0",
     }
     env.pop("WORKSHOP_STATE_DIR", None)  # each scenario keeps its cohort in its own dir
-    result = subprocess.run(
+    return subprocess.run(
         ["molecule", "test", "--scenario-name", scenario.parent.name],
-        cwd=role_dir,
+        cwd=scenario.parents[2],
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def molecule_runs(request: pytest.FixtureRequest) -> Iterator[dict[Path, Future]]:
+    """`molecule test` of every scenario this session selected, started together."""
+    selected = [
+        item.callspec.params["scenario"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    ]
+    with ThreadPoolExecutor(max_workers=max(1, PARALLEL)) as pool:
+        yield {scenario: pool.submit(molecule_test, scenario) for scenario in selected}
+
+
+@pytest.mark.parametrize(
+    "scenario", SCENARIOS, ids=[f"{p.parts[-4]}-{p.parts[-2]}" for p in SCENARIOS]
+)
+def test_molecule_scenario(scenario: Path, molecule_runs, tmp_path: Path) -> None:
+    result = molecule_runs[scenario].result()
     log = tmp_path / "molecule.log"
     log.write_text(result.stdout + result.stderr)
     assert result.returncode == 0, (

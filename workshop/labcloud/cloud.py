@@ -53,6 +53,7 @@ LABEL_DISTRO = "org.workshop.distro"
 # prefixes container and volume names ("ws-<cohort>-student-40-docker"), so keep it short.
 _COHORT_NAME = re.compile(r"^[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 # Lab cloud subnets come out of this pool, one /24 per cohort.
+_SUBNET_TRIES = 5
 _SUBNET_POOL = ipaddress.IPv4Network(os.environ.get("WORKSHOP_LABCLOUD_POOL", "10.213.0.0/16"))
 _DOCKER_CERTS_DIR = Path(os.environ.get("WORKSHOP_DOCKER_CERTS_DIR", "/etc/docker/certs.d"))
 
@@ -468,18 +469,30 @@ def _ensure_network(client: docker.DockerClient, cohort: str) -> tuple[Any, ipad
         network = client.networks.get(found[0].id)
         subnet = network.attrs["IPAM"]["Config"][0]["Subnet"]
         return network, ipaddress.IPv4Network(subnet)
-    subnet = _free_subnet(client)
-    network = client.networks.create(
-        _name(cohort, "net"),
-        driver="bridge",
-        ipam=docker.types.IPAMConfig(
-            pool_configs=[
-                docker.types.IPAMPool(subnet=str(subnet), gateway=str(subnet.network_address + 1))
-            ]
-        ),
-        labels=_labels(cohort, "network"),
-    )
-    return network, subnet
+    # Another cohort's `up` on this engine may take the same free /24 between our look and
+    # our create: Docker refuses the second ("Pool overlaps"), so look again.
+    for attempt in range(1, _SUBNET_TRIES + 1):
+        subnet = _free_subnet(client)
+        try:
+            network = client.networks.create(
+                _name(cohort, "net"),
+                driver="bridge",
+                ipam=docker.types.IPAMConfig(
+                    pool_configs=[
+                        docker.types.IPAMPool(
+                            subnet=str(subnet), gateway=str(subnet.network_address + 1)
+                        )
+                    ]
+                ),
+                labels=_labels(cohort, "network"),
+            )
+        except docker.errors.APIError as exc:
+            if "overlaps" not in str(exc) or attempt == _SUBNET_TRIES:
+                raise
+            time.sleep(0.5 * attempt)
+        else:
+            return network, subnet
+    raise AssertionError("the loop returns or raises")  # for mypy
 
 
 def _free_subnet(client: docker.DockerClient) -> ipaddress.IPv4Network:

@@ -99,14 +99,17 @@ def test_a_lessons_page_runs_as_written_in_the_students_copy(classroom, lab):
 EDITS = "<!-- the student's edits"
 
 
-@pytest.mark.parametrize("lab", ["03-build-techniques", "05-compose-stack", "06-registries-ci"])
+@pytest.mark.parametrize(
+    "lab", ["02-image-classifier", "03-build-techniques", "05-compose-stack", "06-registries-ci"]
+)
 def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classroom, lab):
     """A page whose steps have the student edit files: its commands before the edits run
     on the starter as delivered (Lesson 03: the token leaks into the history), then the
     edits are made (the solution's files, written as the student), then the rest of the
-    commands run (Lesson 03: the secret is nowhere, tini is PID 1; Activity 3: the stack
-    comes up, caches, logs and scales; Activity 5: the classroom push and four tags of one
-    image) and leave nothing running."""
+    commands run (Activity 1: a venv, the service outside a container, then built and
+    stopped in one; Lesson 03: the secret is nowhere, tini is PID 1; Activity 3: the
+    stack comes up, caches, logs and scales; Activity 5: the classroom push and four tags
+    of one image) and leave nothing running."""
     delivered = workshop(classroom, "deploy", "--lab", lab, "--student", "student01")
     assert delivered.returncode == 0, delivered.stderr + delivered.stdout
     page = (REPO / "workshop/labs" / lab / "README.md").read_text()
@@ -123,7 +126,12 @@ def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classr
     rest = work.page_script(f"~/labs/{lab}", work.page_commands(after), tries=5)
     ran = as_student(classroom, 0, run_page(rest))
     assert ran.return_code == 0, f"after the edits: {ran.stderr[-2000:]}"
-    if lab == "03-build-techniques":
+    if lab == "02-image-classifier":  # the cat, outside the container and in it
+        top = re.findall(r'"predictions":\s*\[\{"index":\s*\d+,\s*"label":\s*"([^"]+)"', ran.stdout)
+        assert len(top) == 2, ran.stdout[-2000:]
+        assert all("cat" in label for label in top), top
+        assert re.search(r"(?m)^0$", ran.stdout), "docker stop: exit code 0"
+    elif lab == "03-build-techniques":
         assert "tini" in ran.stdout, "docker top shows tini as PID 1"
     elif lab == "05-compose-stack":
         assert re.search(r"(?im)^x-cache: hit", ran.stdout), "the second request is a hit"
