@@ -235,3 +235,26 @@ def test_bad_input_is_one_line_naming_the_fix_and_creates_nothing(args, fix, sta
     assert fix in lines[0]
     assert {c.id for c in engine.containers.list(all=True)} == before
     assert not (state_root / cohort).exists()
+
+
+def test_a_subnet_taken_by_another_cohorts_up_meanwhile_is_not_reused(engine, monkeypatch):
+    """Two `up`s at once (Molecule runs three): both see the same /24 free, the second
+    create is refused by Docker ("Pool overlaps"), and that cohort takes the next one."""
+    taken = cloud._free_subnet(engine)
+    racer = engine.networks.create(
+        unique_cohort("racer"),
+        ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(taken))]),
+    )
+    cohort = unique_cohort("race")
+    seen = iter([taken])  # what this `up` saw before the racer created its network
+    real = cloud._free_subnet
+    monkeypatch.setattr(cloud, "_free_subnet", lambda client: next(seen, None) or real(client))
+    try:
+        network, subnet = cloud._ensure_network(engine, cohort)
+        try:
+            assert subnet != taken
+            assert network.attrs["IPAM"]["Config"][0]["Subnet"] == str(subnet)
+        finally:
+            network.remove()
+    finally:
+        racer.remove()
