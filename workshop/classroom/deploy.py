@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from workshop import playbook
+from workshop import playbook, trust
 from workshop.cohort import Cohort
 from workshop.errors import WorkshopError
 from workshop.labs import catalog, handout
@@ -53,7 +53,7 @@ def select_labs(names: list[str] | None) -> list[catalog.Lab]:
 
 def build(cohort: Cohort) -> handout.Materials:
     """Every lab's archives, from this checkout, into the cohort's materials/."""
-    return handout.build_materials(cohort.state_dir, catalog.all_labs(), handout.extra_ca_bundle())
+    return handout.build_materials(cohort.state_dir, catalog.all_labs(), trust.extra_ca_bundle())
 
 
 def deploy(

@@ -29,7 +29,7 @@ import yaml
 from docker.models.containers import Container
 from docker.types import EndpointConfig
 
-from workshop import state
+from workshop import state, trust
 from workshop.engine import docker_client
 from workshop.errors import WorkshopError
 from workshop.labcloud import images, pki
@@ -829,6 +829,7 @@ def render_inventory(
     lab_images: list[str] | None = None,
 ) -> str:
     """An Ansible YAML inventory for the cohort (the format README's 'Real VMs' shows)."""
+    bundle = trust.extra_ca_bundle()
     # IdentitiesOnly: only the cohort's key is offered (an agent's other keys would use up
     # sshd's MaxAuthTries before it).
     ssh_args = (
@@ -855,6 +856,10 @@ def render_inventory(
                 "classroom_registry_ca_file": str(files.ca_cert),
                 # Docker's own apt repository is out of reach here: use Debian's packages.
                 "docker_install_source": "distro",
+                # A cloud VM reaches the internet with the public CAs; the lab cloud's
+                # VMs reach it through this machine, so they trust what it trusts (a
+                # TLS-intercepting proxy's CA): curl and pip in a venv work as on a VM.
+                "docker_extra_ca_certificates": [str(bundle)] if bundle else [],
             },
             "children": {
                 "student_vms": {

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import docker
 import docker.errors
 
+from workshop import trust
 from workshop.errors import WorkshopError
 from workshop.labcloud import images
 
@@ -33,19 +34,10 @@ REGISTRY_NAMESPACE = "library"
 # Debian 12 ships Python 3.11, Redis 7.0, PostgreSQL 15 and nginx 1.22: the official tags
 # these stand in for.
 DISTRO = "debian12"
-# The CA bundle builds trust (a TLS-intercepting proxy's CA included): README, "Extra CA
-# bundle". WORKSHOP_EXTRA_CA_BUNDLE names another file.
-DEFAULT_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Opt-in: the stand-ins themselves trust that bundle, so a student's unmodified
 # Dockerfile can `pip install` behind the proxy (workshop prepare, workshop grade).
 TRUST_SETTING = "WORKSHOP_BASES_TRUST_EXTRA_CA"
 TRUSTED_PATH = "/usr/local/share/ca-certificates/workshop-extra-ca.crt"
-
-
-def extra_ca_bundle() -> Path | None:
-    """The CA bundle builds trust, when there is one."""
-    bundle = Path(os.environ.get("WORKSHOP_EXTRA_CA_BUNDLE", DEFAULT_CA_BUNDLE))
-    return bundle if bundle.is_file() else None
 
 
 def trusted_bundle(requested: bool | None = None) -> Path | None:
@@ -55,11 +47,11 @@ def trusted_bundle(requested: bool | None = None) -> Path | None:
         requested = os.environ.get(TRUST_SETTING, "").lower() in ("1", "true", "yes")
     if not requested:
         return None
-    bundle = extra_ca_bundle()
+    bundle = trust.extra_ca_bundle()
     if bundle is None:
         raise WorkshopError(
             "the base images should trust the extra CA bundle, but there is none at "
-            f"{os.environ.get('WORKSHOP_EXTRA_CA_BUNDLE', DEFAULT_CA_BUNDLE)}: set "
+            f"{trust.configured_path()}: set "
             "WORKSHOP_EXTRA_CA_BUNDLE to the proxy's CA file"
         )
     return bundle

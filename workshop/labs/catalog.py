@@ -17,7 +17,7 @@ import docker
 from pydantic import BaseModel, ConfigDict, Field
 
 from registries.push import SourceImage
-from workshop import yamlfile
+from workshop import trust, yamlfile
 from workshop.errors import WorkshopError
 from workshop.labcloud import images
 from workshop.labs import bases
@@ -212,7 +212,7 @@ def build(
     context = lab.directory / image.context
     # The builder stage trusts what this host trusts (a proxy's CA included): copied in as
     # extra-ca.crt for the build and removed after; never in a final image (README).
-    bundle = bases.extra_ca_bundle()
+    bundle = trust.extra_ca_bundle()
     extra = context / "extra-ca.crt"
     tag = tag or lab.image_tag(image)
     started = time.monotonic()

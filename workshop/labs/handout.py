@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from workshop import state
-from workshop.labs import bases, catalog
+from workshop.labs import catalog
 
 MATERIALS = "materials"
 MANIFEST = "manifest.json"
@@ -51,9 +51,6 @@ From scikit-image's sample data (`skimage.data`), each free to use:
 """
 
 Files = dict[str, bytes]
-
-
-extra_ca_bundle = bases.extra_ca_bundle
 
 
 @functools.cache

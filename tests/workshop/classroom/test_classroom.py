@@ -107,7 +107,8 @@ def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classr
     on the starter as delivered (Lesson 03: the token leaks into the history), then the
     edits are made (the solution's files, written as the student), then the rest of the
     commands run (Activity 1: a venv, the service outside a container, then built and
-    stopped in one; Lesson 03: the secret is nowhere, tini is PID 1; Activity 3: the
+    stopped in one; Lesson 03: the secret is nowhere, tini is PID 1, the packages a
+    scanner reads; Activity 3: the
     stack comes up, caches, logs and scales; Activity 5: the classroom push and four tags
     of one image) and leave nothing running."""
     delivered = workshop(classroom, "deploy", "--lab", lab, "--student", "student01")
@@ -133,6 +134,8 @@ def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classr
         assert re.search(r"(?m)^0$", ran.stdout), "docker stop: exit code 0"
     elif lab == "03-build-techniques":
         assert "tini" in ran.stdout, "docker top shows tini as PID 1"
+        assert re.search(r"(?m)^numpy==\d", ran.stdout), "the image's Python packages"
+        assert re.search(r"(?m)^tini\s+\d", ran.stdout), "and its Debian packages"
     elif lab == "05-compose-stack":
         assert re.search(r"(?im)^x-cache: hit", ran.stdout), "the second request is a hit"
     else:  # the classroom push, then four tags of one image
@@ -399,6 +402,28 @@ def test_grade_cohort_grades_each_practical_on_its_vm(graded, classroom):
         left = conn.sudo("docker ps -a --format '{{.Names}}'", hide=True).stdout
         left += conn.sudo("docker images", hide=True).stdout
     assert "ws-check" not in left
+
+
+def test_the_assignments_self_check_runs_on_a_submission(graded, classroom):
+    """ASSIGNMENT.md's commands, in the student's submission (the stdlib sample that
+    scores 7): built, sized, on another PORT, healthy, non-root, stopped with a request
+    sent, exit 0; nothing left running."""
+    page = (REPO / "workshop/labs/practical/ASSIGNMENT.md").read_text()
+    _, marker, after = page.partition(EDITS)
+    assert marker, "the assignment marks where the submission is written"
+    script = work.page_script("~/labs/practical", work.page_commands(after), tries=5)
+    ran = as_student(classroom, 0, run_page(script))
+    assert ran.return_code == 0, ran.stderr[-2000:]
+    assert re.search(r"(?m)^practical\s+latest\s", ran.stdout), "docker image ls"
+    assert re.search(r"(?m)^\{.*\}$", ran.stdout), "the request's answer"
+    assert re.search(r"(?m)^0$", ran.stdout), "exit code 0 after docker stop"
+    lines = ran.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if re.match(r"UID\s+PID\s+COMMAND", line))
+    uids = [line.split()[0] for line in lines[header + 1 :] if re.match(r"\S+\s+\d+\s", line)]
+    assert uids, "docker top lists the processes"
+    assert not {"0", "root"} & set(uids), uids
+    left = as_student(classroom, 0, "docker ps -aq; ls ~/labs/practical/answer.json").stdout
+    assert left.strip() == "", left
 
 
 def test_the_report_has_the_practicals_scorecards(graded, classroom, tmp_path):

@@ -11,13 +11,14 @@ import re
 import shlex
 from pathlib import Path
 
+from workshop import trust
 from workshop.labs import catalog, checks, handout
 from workshop.labs.target import LocalTarget
 
 
 def student_copy(lab: catalog.Lab, directory: Path, *, solution: bool = True) -> Path:
     """``directory/<lab>`` as a student has it: finished (``solution``) or as delivered."""
-    ca = handout.extra_ca_bundle()
+    ca = trust.extra_ca_bundle()
     files = handout.solution_files(lab, ca) if solution else handout.student_files(lab, ca)
     work = handout.write_tree(lab, files, directory / lab.name)
     if solution and lab.compose and "db_password" in (work / lab.compose).read_text():
