@@ -77,6 +77,7 @@ class Check(Strict):
         "compose_secret",  # no password in any container's environment; a secret mounted
         "resource_limits",  # `service`'s containers run with a memory and a CPU limit
         "compose_profile",  # `service` starts only with --profile `profile`, and works then
+        "compose_up",  # `file` (another Compose file) comes up: each of `services` healthy
         "registry_tags",  # `repository` in the classroom registry has every tag of `tags`,
         # all one digest
         "pinned",  # every requirement `==` a version; every FROM a tag or digest, not latest
@@ -100,6 +101,7 @@ class Check(Strict):
     excludes: list[str] = Field(default_factory=list)  # dockerignore: planted, must stay out
     includes: list[str] = Field(default_factory=list)  # dockerignore: must reach the build
     service: str | None = None  # resource_limits, compose_profile: the Compose service
+    services: list[str] = Field(default_factory=list)  # compose_up: must run, healthy
     profile: str | None = None  # compose_profile: the profile that enables `service`
     repository: str | None = None  # registry_tags: e.g. "{login}/classifier"
     tags: list[str] = Field(default_factory=list)  # registry_tags: the tags it must have

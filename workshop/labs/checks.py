@@ -1663,6 +1663,88 @@ def check_compose_profile(session: Session, check: catalog.Check) -> Outcome:
     )
 
 
+def _compose_states(output: str) -> dict[str, dict[str, str]]:
+    """``docker compose ps --format json``: one object per line (Compose 2.21+) or one
+    array (before), as {service: {"state": ..., "health": ..., "exit": ...}}."""
+    text = output.strip()
+    rows: list[dict[str, Any]] = []
+    if text.startswith("["):
+        rows = json.loads(text)
+    else:
+        rows = [json.loads(line) for line in text.splitlines() if line.strip().startswith("{")]
+    return {
+        str(row.get("Service")): {
+            "state": str(row.get("State", "")),
+            "health": str(row.get("Health", "")),
+            "exit": str(row.get("ExitCode", "")),
+        }
+        for row in rows
+    }
+
+
+def check_compose_up(session: Session, check: catalog.Check) -> Outcome:
+    """``file`` (another Compose file: a stack to repair) comes up with ``up --wait``, and
+    each of ``services`` is running and healthy (a health check removed does not count);
+    the stack is taken down after."""
+    if not check.file or not check.services:
+        return _error("lab.yml needs `file` and `services` for this check")
+    if not session.target.exists(check.file):
+        return _failed(f"{check.file} is missing in your lab directory")
+    base = [*session.target.compose, "-p", f"{session.prefix}-up", "-f", check.file]
+    env = session.compose_env()
+    try:
+        up = session.target.run([*base, "up", "-d", "--wait", "--wait-timeout", "90"], env=env)
+        listed = session.target.run([*base, "ps", "-a", "--format", "json"], env=env, timeout=60)
+    finally:
+        session.target.run([*base, "down", "--volumes", "--remove-orphans"], env=env, timeout=180)
+    try:
+        states = _compose_states(listed.stdout) if listed.ok else {}
+    except json.JSONDecodeError:
+        return _error(f"cannot read docker compose ps: {listed.stdout[:200]}")
+    evidence: dict[str, Any] = {"services": states, "up_exit": up.rc}
+    # The most telling problem first: a service that ran and stopped (its logs say why),
+    # then a failing or missing health check, then one that never started (it waits on
+    # another), then one the file lacks.
+    problems: list[tuple[int, str]] = []
+    for service in check.services:
+        state = states.get(service)
+        if state is None:
+            problems.append((4, f"{check.file} has no service {service!r}: the stack needs it"))
+        elif state["state"] in ("exited", "dead", "restarting"):
+            problems.append(
+                (
+                    1,
+                    f"{service} is {state['state']} (exit code {state['exit'] or '?'}): "
+                    f"`docker compose logs {service}` says why",
+                )
+            )
+        elif state["state"] != "running":
+            problems.append(
+                (3, f"{service} never started ({state['state']}): what does it wait for?")
+            )
+        elif not state["health"]:
+            problems.append(
+                (
+                    2,
+                    f"{service} has no health check: keep it (`up --wait` and `depends_on: "
+                    "condition: service_healthy` rely on it)",
+                )
+            )
+        elif state["health"] != "healthy":
+            problems.append(
+                (
+                    2,
+                    f"{service} runs, but its health check says {state['health']}: `docker "
+                    "inspect` shows the check's own output (.State.Health.Log)",
+                )
+            )
+    if problems:
+        return _failed(min(problems)[1], **evidence)
+    if not up.ok:
+        return _failed(f"docker compose up --wait failed: {up.tail()}", **evidence)
+    return _passed(f"{check.file}: {', '.join(check.services)} running and healthy", **evidence)
+
+
 def _remote_digest(session: Session, reference: str) -> str | None:
     """The digest a registry holds for ``reference``, read as the student (their login)."""
     if session.target.builder == "buildkit":
@@ -1845,6 +1927,7 @@ KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
     "compose_secret": check_compose_secret,
     "resource_limits": check_resource_limits,
     "compose_profile": check_compose_profile,
+    "compose_up": check_compose_up,
     "registry_tags": check_registry_tags,
     "pinned": check_pinned,
     "oidc_only": check_oidc_only,

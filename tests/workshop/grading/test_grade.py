@@ -167,6 +167,18 @@ def graded(engine, tmp_path_factory) -> dict[str, grade.Scorecard]:
             ],
         )
     )
+    sources["RUN --mount, Lesson 03's cache mount"] = str(
+        submission(
+            tmp,
+            "run-mount",
+            [
+                edit(
+                    "RUN python train.py",
+                    "RUN --mount=type=cache,target=/root/.cache python train.py",
+                )
+            ],
+        )
+    )
     readme = submission(tmp, "readme-variant", [remove("README.md")])
     (readme / "readme.md").write_text(
         "Centroid classifier\n===================\n\nInstalling\n----------\n\n"
@@ -227,6 +239,7 @@ def graded(engine, tmp_path_factory) -> dict[str, grade.Scorecard]:
         "entrypoint ending in exec",
         "answers 503 while it loads",
         "readme.md with underlined headings",
+        "RUN --mount, Lesson 03's cache mount",
     ],
 )
 def test_correct_submissions_meet_all_seven(graded, framework) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import REPO
 from tests.workshop.labs import work
 from workshop.labs import catalog, checks
 
@@ -50,3 +51,37 @@ def test_a_missing_password_file_is_named(engine, tmp_path):
     run = work.run(engine, LAB.model_copy(update={"checks": LAB.checks[:1]}), copy)
     assert run.status == checks.FAILED
     assert "db_password.txt" in work.result(run, "health").message
+
+
+REPAIRED = (REPO / "workshop/labs/05-compose-stack/broken/compose.yaml").read_text()
+REPAIR = LAB.model_copy(update={"checks": [c for c in LAB.checks if c.kind == "compose_up"]})
+
+
+@pytest.mark.parametrize(
+    ("broken", "named"),
+    [
+        (None, "worker is exited (exit code 1)"),  # as delivered: three mistakes
+        (REPAIRED.replace('"-p", "6379"', '"-p", "6380"'), "health check says unhealthy"),
+        (
+            REPAIRED.replace('test: ["CMD", "test", "-f", "/run/worker-ready"]', "disable: true"),
+            "worker has no health check",
+        ),
+        (
+            REPAIRED.replace("REDIS_HOST: cache", "REDIS_HOST: redis").replace(
+                "    depends_on:\n      cache:\n        condition: service_healthy\n", ""
+            ),
+            "worker is exited",
+        ),
+    ],
+    ids=["as-delivered", "health-check-port", "health-check-removed", "wrong-host"],
+)
+def test_a_stack_not_repaired_is_named(engine, tmp_path, broken, named):
+    copy = work.student_copy(LAB, tmp_path, solution=False)
+    if broken is not None:
+        (copy / "broken/compose.yaml").write_text(broken)
+    run = work.run(engine, REPAIR, copy)
+    result = work.result(run, "compose_up")
+    assert result.status == checks.FAILED, result.message
+    assert named in result.message
+    left = engine.containers.list(all=True, filters={"label": "com.docker.compose.service=worker"})
+    assert not [c.name for c in left if c.name.startswith("ws-check-")], "taken down after"
