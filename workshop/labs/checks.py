@@ -23,7 +23,7 @@ import shlex
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,6 +197,18 @@ class Session:
         return re.sub(r"\{(registry|login|base:\w+|image:[\w./-]+)\}", value, text)
 
     # --- images ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[str]:
+        """A directory of its own on the target, removed afterwards whatever happens."""
+        made = self.target.run(["mktemp", "-d"], timeout=30, cwd="/")
+        if not made.ok or not made.stdout.strip():
+            raise RuntimeError(f"mktemp failed on the target: {made.tail()}")
+        path = made.stdout.strip()
+        try:
+            yield path
+        finally:
+            self.target.run(["rm", "-rf", "--", path], timeout=60, cwd="/")
 
     def secret_file(self) -> str:
         """The file on the target holding ``secret_value`` (0600, made once)."""
@@ -765,11 +777,7 @@ def check_layer_reuse(session: Session, check: catalog.Check) -> Outcome:
     first = session.build(spec.name)
     if first.tag is None:
         return _failed(str(first.problem))
-    made = session.target.run(["mktemp", "-d"], timeout=30)
-    if not made.ok:
-        return _error(f"mktemp failed on the target: {made.tail()}")
-    copy = made.stdout.strip()
-    try:
+    with session.scratch() as copy:
         copied = session.target.run(
             [
                 "sh",
@@ -786,8 +794,6 @@ def check_layer_reuse(session: Session, check: catalog.Check) -> Outcome:
         if again.tag is None:
             return _failed(f"after a change to {check.file}: {again.problem}")
         steps = [s for s in build_steps(again.output) if not s[0].startswith(f"LABEL {LABEL}=")]
-    finally:
-        session.target.run(["rm", "-rf", copy], timeout=60, cwd="/")
     dependencies = [
         (step, cached)
         for step, cached in steps
@@ -1324,14 +1330,11 @@ def check_build_secret(session: Session, check: catalog.Check) -> Outcome:
     value = session.secret_value
     history = session.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", built.tag)
     config = session.docker("image", "inspect", built.tag, timeout=30)
-    scratch = session.target.run(["mktemp", "-d"], timeout=30, cwd="/").stdout.strip()
-    try:
+    with session.scratch() as scratch:
         saved = session.docker("save", "-o", f"{scratch}/image.tar", built.tag, timeout=300)
         scan = session.target.run(
             ["python3", "-c", _SCAN_SAVED, f"{scratch}/image.tar", value], timeout=300, cwd="/"
         )
-    finally:
-        session.target.run(["rm", "-rf", "--", scratch], timeout=60, cwd="/")
     if not (history.ok and config.ok and saved.ok and scan.ok):
         failed = next(r for r in (history, config, saved, scan) if not r.ok)
         return _error(f"could not read the image: {failed.tail()}")
@@ -1377,14 +1380,13 @@ def check_dockerignore(session: Session, check: catalog.Check) -> Outcome:
     context = session.lab.student_context(spec)
     if not session.target.exists(f"{context}/.dockerignore"):
         return _failed(".dockerignore is missing: create it next to the Dockerfile")
-    scratch = session.target.run(["mktemp", "-d"], timeout=30, cwd="/").stdout.strip()
     tag = f"ws-check/{session.lab.name}-context:{session.run_id}"
     plant = " && ".join(
         f'mkdir -p "$(dirname {shlex.quote(path)})" && '
         f"{{ [ -e {shlex.quote(path)} ] || echo planted > {shlex.quote(path)}; }}"
         for path in check.excludes
     )
-    try:
+    with session.scratch() as scratch:
         copied = session.target.run(
             [
                 "sh",
@@ -1433,8 +1435,6 @@ def check_dockerignore(session: Session, check: catalog.Check) -> Outcome:
             timeout=120,
         )
         total = session.target.run(["du", "-sk", scratch], timeout=60, cwd="/")
-    finally:
-        session.target.run(["rm", "-rf", "--", scratch], timeout=60, cwd="/")
     files, _, size = listing.stdout.partition("#")
     arrived = set(files.split())
     leaked = [p for p in check.excludes if p in arrived]
