@@ -425,6 +425,14 @@ class AcrRegistry:
             url, params = page.get("@odata.nextLink"), None
         return found
 
+    def _graph_find_or_create(
+        self, path: str, query: str, what: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The first Graph object of ``path`` matching ``query``, or a new one (a re-run
+        finds what the last one made)."""
+        found = self._graph_list(path, query, f"find the {what}")
+        return found[0] if found else self._graph("POST", path, f"create the {what}", json=body)
+
     @property
     def _registry_id(self) -> str:
         return (
@@ -448,36 +456,22 @@ class AcrRegistry:
             self.check_name(repository)
         name = access_name(repositories)
         owner_tag = f"{KIT_TAG}:{repositories[0].rpartition('/')[0]}/"
-        apps = self._graph_list(
-            "applications", f"tags/any(t:t eq '{owner_tag}')", "find the app registration"
+        app = self._graph_find_or_create(
+            "applications",
+            f"tags/any(t:t eq '{owner_tag}')",
+            f"app registration {KIT_TAG}-{name}",
+            {
+                "displayName": f"{KIT_TAG}-{name}",
+                "signInAudience": "AzureADMyOrg",
+                "tags": [KIT_TAG, owner_tag],
+                "notes": f"GitHub Actions of {github.slug} push to {student}'s repositories",
+            },
         )
-        app = (
-            apps[0]
-            if apps
-            else self._graph(
-                "POST",
-                "applications",
-                f"register app {KIT_TAG}-{name}",
-                json={
-                    "displayName": f"{KIT_TAG}-{name}",
-                    "signInAudience": "AzureADMyOrg",
-                    "tags": [KIT_TAG, owner_tag],
-                    "notes": f"GitHub Actions of {github.slug} push to {student}'s repositories",
-                },
-            )
-        )
-        principals = self._graph_list(
-            "servicePrincipals", f"appId eq '{app['appId']}'", "find the service principal"
-        )
-        principal = (
-            principals[0]
-            if principals
-            else self._graph(
-                "POST",
-                "servicePrincipals",
-                "create the service principal",
-                json={"appId": app["appId"], "tags": [KIT_TAG]},
-            )
+        principal = self._graph_find_or_create(
+            "servicePrincipals",
+            f"appId eq '{app['appId']}'",
+            "service principal",
+            {"appId": app["appId"], "tags": [KIT_TAG]},
         )
         credential = {
             "name": FEDERATED_NAME,
