@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from registries.base import RegistryError
+from workshop import cloudvms, state
 from workshop.errors import WorkshopError
 from workshop.labcloud import cloud, images
 
@@ -113,8 +114,26 @@ def cloud_up(
         ),
     ] = None,
     as_json: JsonOption = False,
+    provider: Annotated[
+        str,
+        typer.Option(
+            "--provider",
+            help="lab (this machine's lab cloud) or aws (VMs in EC2, from --config).",
+        ),
+    ] = "lab",
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="The cohort file for a cloud provider (README)."),
+    ] = None,
+    ssh_timeout: Annotated[
+        float, typer.Option("--ssh-timeout", help="Seconds a cloud VM may take to answer SSH.")
+    ] = 300.0,
 ) -> None:
-    """Start (or complete) a lab cloud of N student VMs and the classroom registry."""
+    """Start (or complete) a lab cloud of N student VMs and the classroom registry, or a
+    cohort's VMs in a cloud (--provider aws --config cohort.yml)."""
+    if provider != "lab":
+        cloud_vms_up(cohort, students, provider, config, ssh_timeout, as_json)
+        return
     spec = cloud.validate_spec(cohort, students, distro, profile)
     report = cloud.up(spec, progress=lambda msg: err.print(f"[dim]-> {msg}[/]", highlight=False))
     if as_json:
@@ -138,10 +157,77 @@ def cloud_up(
         raise typer.Exit(1)
 
 
+def cloud_vms_up(
+    cohort: str,
+    students: int,
+    provider: str,
+    config: Path | None,
+    ssh_timeout: float,
+    as_json: bool,
+) -> None:
+    if config is None:
+        raise WorkshopError(
+            f"--provider {provider} needs --config cohort.yml (README, 'VMs in a cloud')"
+        )
+    cohort_spec = cloudvms.spec.load(config)
+    if cohort_spec.provider != provider:
+        raise WorkshopError(f"{config} is for provider {cohort_spec.provider}, not {provider}")
+    plan = cloudvms.plan(config, students, cohort)
+    cost = (
+        f"about ${plan.total_usd:.2f} ({students} x {plan.instance_type} at "
+        f"${plan.hourly_usd:.2f}/h together, {plan.hours:g} h)"
+        if plan.total_usd is not None
+        else f"no price for {plan.instance_type} in the cohort file's `prices`"
+    )
+    err.print(f"[dim]-> estimate: {cost}[/]", highlight=False)
+    report = cloudvms.up(
+        cohort,
+        students,
+        config,
+        ssh_timeout=ssh_timeout,
+        progress=lambda msg: err.print(f"[dim]-> {msg}[/]", highlight=False),
+    )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        render_cloud_vms(cohort, report.vms)
+        out.print(f"Inventory: {state.cohort_dir(cohort) / cloudvms.INVENTORY}")
+    for student, why in sorted(report.failed.items()):
+        err.print(f"[bold red]error:[/] {student}: no VM: {why}", highlight=False)
+    silent = [vm.student for vm in report.vms if not vm.ssh_ok]
+    if silent:
+        err.print(f"[bold red]error:[/] no SSH answer: {', '.join(silent)}", highlight=False)
+    if not report.ready:
+        raise typer.Exit(1)
+
+
+def render_cloud_vms(cohort: str, vms: list[Any]) -> None:
+    table = Table(title=f"Cohort '{cohort}' VMs")
+    for column in ("student", "instance", "type", "zone", "state", "IP", "SSH ok"):
+        table.add_column(column)
+    for vm in vms:
+        ok = {True: "[green]yes[/]", False: "[red]no[/]", None: "-"}[vm.ssh_ok]
+        table.add_row(
+            vm.student, vm.instance_id, vm.instance_type, vm.zone, vm.state, vm.public_ip or "-", ok
+        )
+    out.print(table)
+
+
+def _in_a_cloud(cohort: str) -> bool:
+    return (state.cohort_dir(cohort) / cloudvms.CLOUD_FILE).is_file()
+
+
 @cloud_app.command("status")
 @friendly_errors
 def cloud_status(cohort: CohortOption = cloud.DEFAULT_COHORT, as_json: JsonOption = False) -> None:
     """Show each VM's IP, whether SSH answers, and systemd's state."""
+    if _in_a_cloud(cohort):
+        vms = cloudvms.status(cohort)
+        if as_json:
+            typer.echo(json.dumps([asdict(vm) for vm in vms], indent=2))
+        else:
+            render_cloud_vms(cohort, vms)
+        return
     report = cloud.status(cohort)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
@@ -155,6 +241,17 @@ def cloud_status(cohort: CohortOption = cloud.DEFAULT_COHORT, as_json: JsonOptio
 @friendly_errors
 def cloud_down(cohort: CohortOption = cloud.DEFAULT_COHORT) -> None:
     """Remove the cohort's VMs, registry, volumes, network, keys and state. Idempotent."""
+    if _in_a_cloud(cohort):
+        removed = cloudvms.down(cohort)
+        out.print(
+            f"Cohort '{cohort}': {len(removed.terminated)} instances terminated, "
+            f"{len(removed.security_groups)} security groups and {len(removed.key_pairs)} "
+            "key pairs deleted."
+        )
+        if removed.left:
+            err.print(f"[bold red]error:[/] not removed: {'; '.join(removed.left)}")
+            raise typer.Exit(1)
+        return
     report = cloud.down(cohort)
     if not (report.containers or report.volumes or report.networks or report.files or report.tags):
         out.print(f"Cohort '{cohort}': nothing to remove.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +74,21 @@ def probe_systemd(target: SshTarget, *, wait_seconds: float = 0) -> SystemdProbe
         if time.monotonic() >= deadline:
             return SystemdProbe(ssh_ok=False, systemd=error)
         time.sleep(1)
+
+
+def banner_answers(host: str, wait_seconds: float, *, port: int = 22) -> bool:
+    """Whether an SSH server at ``host`` sends its banner ("SSH-2.0-...") within
+    ``wait_seconds`` (a booting cloud VM refuses, then answers): before any host key is
+    known, so nothing is trusted by it."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as sock:
+                sock.settimeout(CONNECT_TIMEOUT)
+                if sock.recv(64).startswith(b"SSH-"):
+                    return True
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.conftest import environment
 from tests.fakes import clouds
 from tests.fakes.artifact_registry import ArtifactRegistryServer
 from tests.fakes.clouds import service_account_key
@@ -50,14 +49,8 @@ def aws(tmp_path_factory):
     root = tmp_path_factory.mktemp("ecr-data")
     data = Distribution(root, basic_auth=clouds.MOTO_ECR_LOGIN).start()
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    yield {"endpoint": f"http://127.0.0.1:{port}", "backing": data, "env": env}
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment(env):
+        yield {"endpoint": f"http://127.0.0.1:{port}", "backing": data, "env": env}
     data.stop()
     moto.stop()
 

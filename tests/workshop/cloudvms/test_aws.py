@@ -1,0 +1,375 @@
+"""A cohort's VMs in AWS, against moto's EC2 server (behind a proxy that can answer
+InsufficientInstanceCapacity for a zone, as EC2 does when it is full) and a Service
+Quotas server (moto serves no EC2 quotas), reached by the real boto3 client through the
+standard endpoint settings (AWS_ENDPOINT_URL_<SERVICE>). SSH: moto's instances have no
+machine behind their addresses, so the probe is given (a real one needs a real VM)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from moto.server import ThreadedMotoServer
+
+from tests.conftest import REPO, WORKSHOP, environment, unique_cohort
+from tests.fakes.distribution import free_port
+from tests.fakes.ec2 import CapacityProxy, ServiceQuotasServer
+from workshop import ssh
+from workshop.cloudvms import aws, spec
+from workshop.errors import WorkshopError
+
+REGION = "us-east-1"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK6Q7BR7UqrYNZLSHWTzYtsv/o29zMRYlECOE28BG/4p admin@x\n"
+G_QUOTA = "L-DB2E81BA"
+PLENTY = 4096.0  # the tests' G quota, unless a test sets one next to what already runs
+
+
+@pytest.fixture(scope="module")
+def clouds(tmp_path_factory):
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    proxy = CapacityProxy(f"http://127.0.0.1:{port}").start()
+    quotas = ServiceQuotasServer().start()
+    quotas.applied[G_QUOTA] = PLENTY
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL_EC2": proxy.url,
+        "AWS_ENDPOINT_URL_SSM": f"http://127.0.0.1:{port}",
+        "AWS_ENDPOINT_URL_SERVICE_QUOTAS": quotas.url,
+    }
+    directory = tmp_path_factory.mktemp("cloud")
+    (directory / "admin.pub").write_text(KEY)
+    with environment(env):
+        ec2 = boto3.client("ec2", region_name=REGION)
+        image = ec2.describe_images(Owners=["099720109477"])["Images"][0]["ImageId"]
+        yield {
+            "ec2": ec2,
+            "proxy": proxy,
+            "quotas": quotas,
+            "image": image,
+            "dir": directory,
+            "env": env,
+        }
+    proxy.stop()
+    quotas.stop()
+    moto.stop()
+
+
+def cohort_file(clouds, **overrides) -> Path:
+    content = {
+        "provider": "aws",
+        "region": REGION,
+        "zones": ["us-east-1a", "us-east-1b"],
+        "instance_types": ["g4dn.xlarge", "g5.xlarge"],
+        "image": clouds["image"],
+        "disk_gb": 120,
+        "ssh_public_key": str(clouds["dir"] / "admin.pub"),
+        "allow_from": ["203.0.113.0/24"],
+        "lab_ports": [8000, 8080],
+        "hours": 8,
+        "expires_at": "2026-12-01T18:00:00Z",
+        "prices": {"g4dn.xlarge": 0.526, "g5.xlarge": 1.006},
+        **overrides,
+    }
+    path = clouds["dir"] / f"cohort-{unique_cohort('f')}.yml"
+    path.write_text(yaml.safe_dump(content))
+    return path
+
+
+def tagged(clouds, cohort: str) -> dict[str, list[str]]:
+    """Every resource carrying the cohort's tag (instances not terminated)."""
+    ec2 = clouds["ec2"]
+    selector = [{"Name": "tag:workshop-cohort", "Values": [cohort]}]
+    instances = [
+        i
+        for r in ec2.describe_instances(Filters=selector)["Reservations"]
+        for i in r["Instances"]
+        if i["State"]["Name"] != "terminated"
+    ]
+    return {
+        "instances": sorted(i["InstanceId"] for i in instances),
+        "groups": [
+            g["GroupId"] for g in ec2.describe_security_groups(Filters=selector)["SecurityGroups"]
+        ],
+        "keys": [k["KeyName"] for k in ec2.describe_key_pairs(Filters=selector)["KeyPairs"]],
+    }
+
+
+def cloud_for(clouds, **overrides) -> aws.AwsCloud:
+    return aws.AwsCloud(spec.load(cohort_file(clouds, **overrides)))
+
+
+def answers(_ip: str, _timeout: float) -> bool:
+    return True
+
+
+def test_the_plan_says_what_the_cohort_needs_has_and_costs(clouds):
+    plan = cloud_for(clouds).plan(3)
+    assert plan.fits, plan.problems
+    assert (plan.instance_type, plan.vcpus_per_vm, plan.gpus_per_vm) == ("g4dn.xlarge", 4, 1)
+    assert (plan.quota_code, plan.quota_vcpus, plan.needed_vcpus) == (G_QUOTA, PLENTY, 12)
+    assert plan.offered["g4dn.xlarge"] == ["us-east-1a", "us-east-1b"]
+    assert plan.total_usd == round(3 * 0.526 * 8, 2)
+
+
+def test_a_cohort_over_the_quota_is_refused_with_the_numbers_and_nothing_is_made(clouds):
+    cohort = unique_cohort("quota")
+    cloud = cloud_for(clouds)
+    used = cloud.plan(1).used_vcpus  # what other tests left running in the region
+    clouds["quotas"].applied[G_QUOTA] = used + 8.0
+    try:
+        with pytest.raises(WorkshopError) as refused:
+            cloud.up(cohort, ["student01", "student02", "student03"], ssh_probe=answers)
+    finally:
+        clouds["quotas"].applied[G_QUOTA] = PLENTY
+    message = str(refused.value)
+    assert "needs 12 vCPUs" in message
+    assert "'Running On-Demand G and VT instances' (L-DB2E81BA)" in message
+    assert f"8 are free ({used + 8} in the quota, {used} in use)" in message
+    assert f"request at least {used + 12}" in message
+    assert tagged(clouds, cohort) == {"instances": [], "groups": [], "keys": []}
+
+
+def test_a_second_up_counts_the_cohorts_own_vms_once(clouds):
+    cohort = unique_cohort("twice")
+    cloud = cloud_for(clouds)
+    used = cloud.plan(1).used_vcpus
+    clouds["quotas"].applied[G_QUOTA] = used + 8.0  # room for exactly two
+    try:
+        cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+        again = cloud.plan(2, cohort)
+        more = cloud.plan(3, cohort)
+    finally:
+        clouds["quotas"].applied[G_QUOTA] = PLENTY
+    assert again.fits, again.problems
+    assert again.needed_vcpus == 0
+    assert not more.fits, "a third student does not fit"
+
+
+def test_a_new_account_gets_the_default_quota_zero(clouds):
+    clouds["quotas"].applied.pop(G_QUOTA)
+    try:
+        plan = cloud_for(clouds).plan(1)
+    finally:
+        clouds["quotas"].applied[G_QUOTA] = PLENTY
+    assert not plan.fits
+    assert "0 are free" in plan.problems[0]
+    assert "new accounts start at 0" in plan.problems[0]
+
+
+def test_types_not_offered_in_the_zones_and_a_missing_image_are_named(clouds):
+    plan = cloud_for(clouds, zones=["us-east-1z"], image="ami-0123456789abcdef0").plan(2)
+    assert not plan.fits
+    assert any("ami-0123456789abcdef0" in problem for problem in plan.problems)
+    assert any(
+        "none of g4dn.xlarge, g5.xlarge is offered in us-east-1z" in p for p in plan.problems
+    )
+
+
+def test_up_makes_one_tagged_vm_per_student_and_a_second_up_adds_none(clouds):
+    cohort = unique_cohort("up")
+    cloud = cloud_for(clouds)
+    students = ["student01", "student02", "student03"]
+    first = cloud.up(cohort, students, ssh_probe=answers)
+    assert first.ready, first.failed
+    assert sorted(first.created) == students
+    made = tagged(clouds, cohort)
+    assert len(made["instances"]) == 3
+    assert made["keys"] == [f"workshop-{cohort}"]
+    described = clouds["ec2"].describe_instances(InstanceIds=made["instances"])["Reservations"]
+    for instance in (i for r in described for i in r["Instances"]):
+        tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+        assert tags["workshop-student"] in students
+        assert tags["workshop-expires"].startswith("2026-12-01T18:00:00")
+        assert instance["KeyName"] == f"workshop-{cohort}"
+    group = clouds["ec2"].describe_security_groups(GroupIds=made["groups"])["SecurityGroups"][0]
+    opened = {
+        (p["FromPort"], tuple(r["CidrIp"] for r in p["IpRanges"])) for p in group["IpPermissions"]
+    }
+    assert opened == {(port, ("203.0.113.0/24",)) for port in (22, 8000, 8080)}
+    calls = len(clouds["proxy"].run_calls)
+    second = cloud.up(cohort, students, ssh_probe=answers)
+    assert second.created == []
+    assert len(clouds["proxy"].run_calls) == calls, "no RunInstances for VMs that exist"
+    assert tagged(clouds, cohort) == made
+
+
+def test_a_vm_removed_by_hand_is_made_again_alone(clouds):
+    cohort = unique_cohort("again")
+    cloud = cloud_for(clouds)
+    first = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    gone = next(vm for vm in first.vms if vm.student == "student02")
+    clouds["ec2"].terminate_instances(InstanceIds=[gone.instance_id])
+    second = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    assert second.created == ["student02"]
+    assert len(tagged(clouds, cohort)["instances"]) == 2
+
+
+def test_a_full_zone_moves_on_to_the_next_zone_then_type_and_a_full_region_is_named(clouds):
+    proxy = clouds["proxy"]
+    cloud = cloud_for(clouds)
+    proxy.full = {("us-east-1a", None)}
+    try:
+        moved = cloud.up(unique_cohort("zone"), ["student01"], ssh_probe=answers)
+        assert [(vm.zone, vm.instance_type) for vm in moved.vms] == [("us-east-1b", "g4dn.xlarge")]
+        proxy.full = {("us-east-1a", "g4dn.xlarge"), ("us-east-1b", "g4dn.xlarge")}
+        other = cloud.up(unique_cohort("type"), ["student01"], ssh_probe=answers)
+        assert [vm.instance_type for vm in other.vms] == ["g5.xlarge"]
+        proxy.full = {("us-east-1a", None), ("us-east-1b", None)}
+        cohort = unique_cohort("full")
+        full = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    finally:
+        proxy.full = set()
+    assert not full.ready
+    assert set(full.failed) == {"student01", "student02"}
+    assert "InsufficientInstanceCapacity" in full.failed["student01"]
+    assert "g5.xlarge in us-east-1b" in full.failed["student01"]
+    assert tagged(clouds, cohort)["instances"] == []
+    completed = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    assert sorted(completed.created) == ["student01", "student02"]
+
+
+def test_a_vm_that_never_answers_ssh_is_named(clouds):
+    cloud = cloud_for(clouds)
+    silent: set[str] = set()
+
+    def probe(ip: str, _timeout: float) -> bool:
+        if not silent:
+            silent.add(ip)
+        return ip not in silent
+
+    report = cloud.up(unique_cohort("ssh"), ["student01", "student02"], ssh_probe=probe)
+    assert not report.ready
+    assert sorted(vm.ssh_ok for vm in report.vms) == [False, True]
+
+
+def test_down_removes_exactly_the_cohort_and_is_safe_to_repeat(clouds):
+    cloud = cloud_for(clouds)
+    kept, removed = unique_cohort("kept"), unique_cohort("gone")
+    cloud.up(kept, ["student01"], ssh_probe=answers)
+    cloud.up(removed, ["student01", "student02"], ssh_probe=answers)
+    before = tagged(clouds, kept)
+    report = cloud.down(removed)
+    assert len(report.terminated) == 2
+    assert len(report.security_groups) == 1
+    assert report.key_pairs == [f"workshop-{removed}"]
+    assert report.left == []
+    assert tagged(clouds, removed) == {"instances": [], "groups": [], "keys": []}
+    assert tagged(clouds, kept) == before
+    again = cloud.down(removed)
+    assert (again.terminated, again.security_groups, again.key_pairs) == ([], [], [])
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"allow_from": ["10.0.0.300/24"]}, "allow_from"),
+        ({"zones": []}, "zones"),
+        ({"provider": "openstack"}, "provider"),
+        ({"lab_ports": [22]}, "lab_ports"),
+    ],
+)
+def test_a_bad_cohort_file_is_one_line_naming_the_key(clouds, change, named):
+    path = cohort_file(clouds, **change)
+    with pytest.raises(WorkshopError) as refused:
+        spec.load(path)
+    assert str(refused.value).startswith(f"{path}: ")
+    assert named in str(refused.value)
+
+
+def test_the_cli_creates_writes_the_inventory_reports_ssh_and_removes(clouds, state_root):
+    """Through `workshop cloud up --provider aws` as the instructor runs it: the estimate,
+    the VMs, the inventory site.yml reads; moto's addresses answer no SSH, so each VM is
+    named and the exit status is 1; then status and down."""
+    cohort = unique_cohort("cli")
+    config = cohort_file(clouds)
+    env = {**os.environ, **clouds["env"], "WORKSHOP_STATE_DIR": str(state_root)}
+
+    def workshop(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(WORKSHOP), "cloud", *args], capture_output=True, text=True, env=env, check=False
+        )
+
+    up = workshop(
+        "up",
+        "--provider",
+        "aws",
+        "--config",
+        str(config),
+        "--cohort",
+        cohort,
+        "--students",
+        "2",
+        "--ssh-timeout",
+        "1",
+        "--json",
+    )
+    assert up.returncode == 1, up.stderr
+    report = json.loads(up.stdout)
+    assert report["plan"]["total_usd"] == round(2 * 0.526 * 8, 2)
+    assert [vm["ssh_ok"] for vm in report["vms"]] == [False, False]
+    assert "no SSH answer: student01, student02" in up.stderr
+    inventory = yaml.safe_load((state_root / cohort / "inventory.yml").read_text())
+    hosts = inventory["all"]["children"]["student_vms"]["hosts"]
+    assert sorted(hosts) == ["student-01", "student-02"]
+    assert inventory["all"]["vars"]["ansible_user"] == "ubuntu"
+    assert inventory["all"]["vars"]["ansible_ssh_private_key_file"] == str(clouds["dir"] / "admin")
+    status = workshop("status", "--cohort", cohort, "--json")
+    assert [vm["student"] for vm in json.loads(status.stdout)] == ["student01", "student02"]
+    down = workshop("down", "--cohort", cohort)
+    assert down.returncode == 0, down.stderr
+    assert "2 instances" in down.stdout
+    assert tagged(clouds, cohort) == {"instances": [], "groups": [], "keys": []}
+
+
+def test_without_credentials_the_fix_is_named(clouds, tmp_path, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(WorkshopError) as refused:
+        cloud_for(clouds).plan(1)
+    assert "aws: no credentials" in str(refused.value)
+    assert "aws configure" in str(refused.value)
+
+
+def test_the_example_cohort_file_is_valid():
+    example = spec.load(REPO / "inventory/cloud-cohort.example.yml")
+    assert example.provider == "aws"
+    assert example.ubuntu_release() == "24.04"
+    assert example.price("g4dn.xlarge") == 0.526
+
+
+@pytest.mark.parametrize(
+    ("greeting", "answers"), [(b"SSH-2.0-OpenSSH_9.6\r\n", True), (b"HTTP/1.1 400\r\n", False)]
+)
+def test_the_ssh_probe_waits_for_a_banner(greeting, answers):
+    """What `up` waits for on each VM: an SSH server's banner, not just an open port."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    conn.sendall(greeting)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        assert ssh.banner_answers("127.0.0.1", 0.5, port=port) is answers
+    finally:
+        server.close()
+    assert ssh.banner_answers("127.0.0.1", 0.5, port=free_port()) is False  # nothing listens

@@ -1,0 +1,134 @@
+"""VMs in a real cloud for a cohort: ``workshop cloud up|status|down --provider P``.
+
+``up`` reads the cohort file (``spec``), asks the provider whether the cohort fits (image,
+zones, quota) and what it costs, creates what is missing, waits for SSH, and writes the
+cohort's inventory in the shape the lab cloud writes (README, "Real VMs"), so
+``ansible-playbook site.yml`` and every ``workshop`` command run unchanged.
+``state/<cohort>/cloud.json`` remembers the provider and the cohort file for ``status``
+and ``down``. Providers: AWS (``aws``). GCP and Azure are not written yet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from workshop import state
+from workshop.cloudvms import aws, spec
+from workshop.errors import WorkshopError
+from workshop.labcloud.cloud import roster
+from workshop.ssh import banner_answers
+
+CLOUD_FILE = "cloud.json"
+INVENTORY = "inventory.yml"
+
+
+def provider(cohort_spec: spec.CloudCohortSpec) -> aws.AwsCloud:
+    if cohort_spec.provider == "aws":
+        return aws.AwsCloud(cohort_spec)
+    raise WorkshopError(
+        f"provider {cohort_spec.provider!r} is not written yet: only aws creates VMs; for "
+        f"{cohort_spec.provider}, create the VMs yourself and write the inventory (README, "
+        "'Real VMs')"
+    )
+
+
+def _remembered(cohort: str) -> spec.CloudCohortSpec:
+    record = state.cohort_dir(cohort) / CLOUD_FILE
+    try:
+        saved = json.loads(record.read_text())
+    except FileNotFoundError:
+        raise WorkshopError(
+            f"cohort {cohort!r} has no cloud VMs made by the kit ({record} is missing): "
+            "`workshop cloud up --provider ... --config ...` makes them"
+        ) from None
+    return spec.load(Path(saved["config"]))
+
+
+def plan(config: Path, students: int, cohort: str = "") -> aws.Plan:
+    return provider(spec.load(config)).plan(students, cohort)
+
+
+def up(
+    cohort: str,
+    students: int,
+    config: Path,
+    *,
+    ssh_timeout: float = 300.0,
+    progress: aws.Progress = lambda _msg: None,
+) -> aws.UpReport:
+    cohort_spec = spec.load(config)
+    cloud = provider(cohort_spec)
+    people = roster(students)
+    directory = state.cohort_dir(cohort)
+    record = {
+        "provider": cohort_spec.provider,
+        "region": cohort_spec.region,
+        "config": str(config.resolve()),
+    }
+    state.write_file(directory / CLOUD_FILE, json.dumps(record, indent=2))
+    report = cloud.up(
+        cohort,
+        [person.login for person in people],
+        ssh_probe=banner_answers,
+        ssh_timeout=ssh_timeout,
+        progress=progress,
+    )
+    by_login = {person.login: person for person in people}
+    inventory = render_inventory(cohort, cohort_spec, report.vms, by_login)
+    state.write_file(directory / INVENTORY, inventory)
+    state.point_current_at(cohort)
+    return report
+
+
+def status(cohort: str) -> list[aws.Vm]:
+    return provider(_remembered(cohort)).vms(cohort)
+
+
+def down(cohort: str) -> aws.DownReport:
+    return provider(_remembered(cohort)).down(cohort)
+
+
+def render_inventory(
+    cohort: str, cohort_spec: spec.CloudCohortSpec, vms: list[aws.Vm], people: dict[str, Any]
+) -> str:
+    """The cohort's inventory, as README's 'Real VMs' shows it (one student per VM)."""
+    directory = state.cohort_dir(cohort)
+    key = cohort_spec.ssh_public_key.expanduser()
+    private = key.with_suffix("") if key.suffix == ".pub" else key
+    variables: dict[str, Any] = {
+        "ansible_user": cohort_spec.admin_user,
+        "ansible_ssh_private_key_file": str(private),
+        # A new VM's host key is learned on first contact and held to after that.
+        "ansible_ssh_common_args": (
+            f"-o IdentitiesOnly=yes -o UserKnownHostsFile={directory / 'known_hosts'} "
+            "-o StrictHostKeyChecking=accept-new"
+        ),
+        "workshop_cohort": cohort,
+        "workshop_lab_cloud": False,
+        "workshop_state_dir": str(directory),
+        "workshop_lab_images": [],
+        "docker_install_source": "official",
+        "docker_extra_ca_certificates": [],
+        "classroom_registry_address": cohort_spec.classroom_registry_address or "",
+    }
+    if cohort_spec.classroom_registry_ca_file:
+        variables["classroom_registry_ca_file"] = str(cohort_spec.classroom_registry_ca_file)
+    hosts = {}
+    for vm in vms:
+        person = people.get(vm.student)
+        if person is None or not vm.public_ip:
+            continue
+        hosts[person.host] = {
+            "ansible_host": vm.public_ip,
+            "workshop_students": [{"login": person.login, "name": person.name}],
+        }
+    inventory = {"all": {"vars": variables, "children": {"student_vms": {"hosts": hosts}}}}
+    header = (
+        f"# Written by `workshop cloud up --provider {cohort_spec.provider}` for cohort "
+        f"{cohort}: {len(hosts)} VMs. A second `up` rewrites it.\n"
+    )
+    return header + yaml.safe_dump(inventory, sort_keys=False)

@@ -1,0 +1,549 @@
+"""A cohort's VMs in AWS EC2 (boto3): planned, created, listed and removed by their tag.
+
+Before anything is made, ``plan`` checks what would stop the class: the image exists, the
+instance types are offered in the zones, and the region's on-demand vCPU quota for the
+family (Service Quotas) holds the cohort next to what already runs. ``up`` then makes one
+key pair and one security group for the cohort and one instance per student, each tagged
+``workshop-cohort=<cohort>`` and ``workshop-student=<login>``, trying the zones and types in
+the cohort file's order when EC2 has no capacity. A second ``up`` finds what the first made
+by those tags and only adds what is missing. ``down`` removes exactly what carries the
+cohort's tag. Credentials come from boto3's standard chain (environment, profile, SSO,
+instance role); so does the endpoint (``AWS_ENDPOINT_URL``, used by the tests).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
+from workshop.errors import WorkshopError
+
+# EC2 has no room for this type in this zone now: try the next zone, then the next type.
+CAPACITY_ERRORS = {
+    "InsufficientInstanceCapacity",
+    "InsufficientHostCapacity",
+    "InsufficientCapacity",
+    "Unsupported",  # the type is not offered in that zone
+}
+# The account may not run more: no other zone or type helps (same quota).
+QUOTA_ERRORS = {"VcpuLimitExceeded", "InstanceLimitExceeded", "PendingVerification"}
+UBUNTU_PARAMETER = (
+    "/aws/service/canonical/ubuntu/server/{release}/stable/current/amd64/hvm/ebs-gp3/ami-id"
+)
+# Service Quotas codes of the region's on-demand vCPU limits, by instance family.
+QUOTAS = {
+    "g": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "vt": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "p": ("L-417A185B", "Running On-Demand P instances"),
+    "inf": ("L-1945791B", "Running On-Demand Inf instances"),
+    "trn": ("L-2C3B7624", "Running On-Demand Trn instances"),
+}
+STANDARD_QUOTA = ("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances")
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+BATCH = 50  # instance ids per TerminateInstances call
+SSH_PORT = 22
+
+SshProbe = Callable[[str, float], bool]
+Progress = Callable[[str], None]
+
+
+def quota_for(instance_type: str) -> tuple[str, str]:
+    """The vCPU quota an instance type counts against: g4dn.xlarge -> G and VT."""
+    family = re.match(r"[a-z]+", instance_type)
+    return QUOTAS.get(family.group(0) if family else "", STANDARD_QUOTA)
+
+
+@dataclass
+class Plan:
+    """What the cohort needs, what the account has, and what it would cost."""
+
+    provider: str
+    region: str
+    students: int
+    image: str = ""
+    instance_type: str = ""
+    offered: dict[str, list[str]] = field(default_factory=dict)  # type -> zones offering it
+    vcpus_per_vm: int = 0
+    gpus_per_vm: int = 0
+    quota_code: str = ""
+    quota_name: str = ""
+    quota_vcpus: float = 0.0
+    used_vcpus: int = 0
+    needed_vcpus: int = 0
+    hourly_usd: float | None = None
+    total_usd: float | None = None
+    hours: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "fits": self.fits}
+
+
+@dataclass
+class Vm:
+    student: str
+    instance_id: str
+    instance_type: str
+    zone: str
+    state: str
+    public_ip: str | None
+    ssh_ok: bool | None = None
+
+
+@dataclass
+class UpReport:
+    cohort: str
+    plan: Plan
+    vms: list[Vm] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # students whose VM this run made
+    failed: dict[str, str] = field(default_factory=dict)  # student -> why no VM
+    key_pair: str = ""
+    security_group: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return not self.failed and all(vm.ssh_ok for vm in self.vms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "plan": self.plan.to_dict(),
+            "ready": self.ready,
+        }
+
+
+@dataclass
+class DownReport:
+    cohort: str
+    terminated: list[str] = field(default_factory=list)
+    security_groups: list[str] = field(default_factory=list)
+    key_pairs: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # what could not be removed, and why
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _tags(cohort: str, **more: str) -> list[dict[str, str]]:
+    return [{"Key": COHORT_TAG, "Value": cohort}] + [
+        {"Key": key, "Value": value} for key, value in more.items()
+    ]
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class AwsCloud:
+    def __init__(self, spec: CloudCohortSpec, session: boto3.session.Session | None = None) -> None:
+        self.spec = spec
+        self.session = session or boto3.session.Session(region_name=spec.region)
+        # Throttling (RequestLimitExceeded) and 5xx answers are retried with backoff.
+        config = Config(retries={"mode": "standard", "max_attempts": 8})
+        self.ec2 = self.session.client("ec2", config=config)
+        # RunInstances: EC2 answers a full zone with HTTP 500, which botocore retries as
+        # transient; one retry, then the next zone or type (throttling still backs off).
+        self.launcher = self.session.client(
+            "ec2", config=Config(retries={"mode": "standard", "max_attempts": 2})
+        )
+        self.quotas = self.session.client("service-quotas", config=config)
+        self.ssm = self.session.client("ssm", config=config)
+
+    def _call(self, what: str, function: Callable[..., Any], **kwargs: Any) -> Any:
+        """An API call whose refusal becomes one line naming what the kit was doing."""
+        try:
+            return function(**kwargs)
+        except botocore.exceptions.NoCredentialsError:
+            raise WorkshopError(
+                "aws: no credentials: run `aws configure` or `aws sso login`, or set "
+                "AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+            ) from None
+        except botocore.exceptions.ClientError as exc:
+            message = exc.response.get("Error", {}).get("Message", str(exc))
+            raise WorkshopError(f"aws: cannot {what}: {_code(exc)}: {message}") from None
+        except botocore.exceptions.EndpointConnectionError as exc:
+            raise WorkshopError(f"aws: cannot {what}: {exc}") from None
+
+    # --- before anything is made ---------------------------------------------------
+
+    def resolve_image(self) -> str:
+        release = self.spec.ubuntu_release()
+        if release:
+            name = UBUNTU_PARAMETER.format(release=release)
+            try:
+                found = self._call(
+                    f"read Canonical's parameter {name}", self.ssm.get_parameter, Name=name
+                )
+            except WorkshopError as exc:
+                if "ParameterNotFound" not in str(exc):
+                    raise
+                raise WorkshopError(
+                    f"aws: no Ubuntu {release} image in {self.spec.region} (Canonical's "
+                    f"parameter {name} is not there): give an AMI id as `image`"
+                ) from None
+            return str(found["Parameter"]["Value"])
+        images = self._call(
+            f"look up image {self.spec.image}", self.ec2.describe_images, ImageIds=[self.spec.image]
+        )["Images"]
+        if not images:
+            raise WorkshopError(
+                f"aws: image {self.spec.image} does not exist in {self.spec.region}"
+            )
+        return self.spec.image
+
+    def plan(self, students: int, cohort: str = "") -> Plan:
+        """Whether ``students`` VMs fit (those ``cohort`` already has count as made)."""
+        spec = self.spec
+        plan = Plan("aws", spec.region, students, hours=spec.hours)
+        try:
+            plan.image = self.resolve_image()
+        except WorkshopError as exc:
+            plan.problems.append(str(exc))
+        types = self._call(
+            "describe the instance types",
+            self.ec2.describe_instance_types,
+            InstanceTypes=spec.instance_types,
+        )["InstanceTypes"]
+        info = {item["InstanceType"]: item for item in types}
+        offerings = self._call(
+            "list where the instance types are offered",
+            self.ec2.describe_instance_type_offerings,
+            LocationType="availability-zone",
+            Filters=[{"Name": "instance-type", "Values": spec.instance_types}],
+        )["InstanceTypeOfferings"]
+        for kind in spec.instance_types:
+            plan.offered[kind] = sorted(
+                o["Location"]
+                for o in offerings
+                if o["InstanceType"] == kind and o["Location"] in spec.zones
+            )
+        usable = [kind for kind in spec.instance_types if plan.offered[kind] and kind in info]
+        if not usable:
+            plan.problems.append(
+                f"aws: none of {', '.join(spec.instance_types)} is offered in "
+                f"{', '.join(spec.zones)}: add zones or types (aws ec2 "
+                "describe-instance-type-offerings --location-type availability-zone)"
+            )
+            return plan
+        kind = plan.instance_type = usable[0]
+        plan.vcpus_per_vm = int(info[kind]["VCpuInfo"]["DefaultVCpus"])
+        gpus = info[kind].get("GpuInfo", {}).get("Gpus", [])
+        plan.gpus_per_vm = sum(int(gpu.get("Count", 0)) for gpu in gpus)
+        plan.quota_code, plan.quota_name = quota_for(kind)
+        plan.quota_vcpus = self._quota(plan.quota_code)
+        plan.used_vcpus = self._used_vcpus(plan.quota_code)
+        existing = len(self._instances(cohort))  # a second up reuses them
+        plan.needed_vcpus = (students - min(existing, students)) * plan.vcpus_per_vm
+        available = max(0.0, plan.quota_vcpus - plan.used_vcpus)
+        if plan.needed_vcpus > available:
+            plan.problems.append(
+                f"aws: {students} x {kind} needs {plan.needed_vcpus} vCPUs of the quota "
+                f"'{plan.quota_name}' ({plan.quota_code}) in {spec.region}; "
+                f"{available:.0f} are free ({plan.quota_vcpus:.0f} in the quota, "
+                f"{plan.used_vcpus} in use): request at least "
+                f"{plan.used_vcpus + plan.needed_vcpus} in the Service Quotas console "
+                f"(aws service-quotas request-service-quota-increase --service-code ec2 "
+                f"--quota-code {plan.quota_code} --desired-value "
+                f"{plan.used_vcpus + plan.needed_vcpus}); new accounts start at 0"
+            )
+        price = spec.price(kind)
+        if price is not None:
+            plan.hourly_usd = round(price * students, 2)
+            plan.total_usd = round(price * students * spec.hours, 2)
+        return plan
+
+    def _quota(self, code: str) -> float:
+        try:
+            answer = self._call(
+                f"read quota {code}",
+                self.quotas.get_service_quota,
+                ServiceCode="ec2",
+                QuotaCode=code,
+            )
+        except WorkshopError as exc:
+            if "NoSuchResourceException" not in str(exc):
+                raise
+            # Never raised in this account: the default applies.
+            answer = self._call(
+                f"read the default of quota {code}",
+                self.quotas.get_aws_default_service_quota,
+                ServiceCode="ec2",
+                QuotaCode=code,
+            )
+        return float(answer["Quota"]["Value"])
+
+    def _used_vcpus(self, code: str) -> int:
+        """vCPUs of the instances running under the same quota in the region."""
+        used = 0
+        counts: dict[str, int] = {}
+        for instance in self._describe([{"Name": "instance-state-name", "Values": LIVE_STATES}]):
+            kind = instance["InstanceType"]
+            if quota_for(kind)[0] == code:
+                counts[kind] = counts.get(kind, 0) + 1
+        if counts:
+            types = self._call(
+                "describe the running instance types",
+                self.ec2.describe_instance_types,
+                InstanceTypes=sorted(counts),
+            )["InstanceTypes"]
+            for item in types:
+                used += counts[item["InstanceType"]] * int(item["VCpuInfo"]["DefaultVCpus"])
+        return used
+
+    # --- what exists ---------------------------------------------------------------
+
+    def _describe(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        pages = self.ec2.get_paginator("describe_instances").paginate(Filters=filters)
+        try:
+            for page in pages:
+                for reservation in page["Reservations"]:
+                    found += reservation["Instances"]
+        except botocore.exceptions.ClientError as exc:
+            raise WorkshopError(f"aws: cannot list instances: {_code(exc)}") from None
+        return found
+
+    def _instances(self, cohort: str) -> list[dict[str, Any]]:
+        if not cohort:
+            return []
+        return self._describe(
+            [
+                {"Name": f"tag:{COHORT_TAG}", "Values": [cohort]},
+                {"Name": "instance-state-name", "Values": LIVE_STATES},
+            ]
+        )
+
+    def vms(self, cohort: str) -> list[Vm]:
+        vms = []
+        for instance in self._instances(cohort):
+            tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+            vms.append(
+                Vm(
+                    tags.get(STUDENT_TAG, "?"),
+                    instance["InstanceId"],
+                    instance["InstanceType"],
+                    instance["Placement"]["AvailabilityZone"],
+                    instance["State"]["Name"],
+                    instance.get("PublicIpAddress"),
+                )
+            )
+        return sorted(vms, key=lambda vm: vm.student)
+
+    # --- up ------------------------------------------------------------------------
+
+    def _key_pair(self, cohort: str) -> str:
+        name = f"workshop-{cohort}"
+        found = self._call(
+            "list key pairs",
+            self.ec2.describe_key_pairs,
+            Filters=[{"Name": f"tag:{COHORT_TAG}", "Values": [cohort]}],
+        )["KeyPairs"]
+        if found:
+            return str(found[0]["KeyName"])
+        self._call(
+            f"import key pair {name}",
+            self.ec2.import_key_pair,
+            KeyName=name,
+            PublicKeyMaterial=self.spec.public_key().encode(),
+            TagSpecifications=[{"ResourceType": "key-pair", "Tags": _tags(cohort)}],
+        )
+        return name
+
+    def _security_group(self, cohort: str) -> str:
+        found = self._call(
+            "list security groups",
+            self.ec2.describe_security_groups,
+            Filters=[{"Name": f"tag:{COHORT_TAG}", "Values": [cohort]}],
+        )["SecurityGroups"]
+        if found:
+            return str(found[0]["GroupId"])
+        vpcs = self._call(
+            "find the default VPC",
+            self.ec2.describe_vpcs,
+            Filters=[{"Name": "isDefault", "Values": ["true"]}],
+        )["Vpcs"]
+        if not vpcs:
+            raise WorkshopError(
+                f"aws: {self.spec.region} has no default VPC: create one (aws ec2 "
+                "create-default-vpc) or use a region that has one"
+            )
+        group = self._call(
+            "create the security group",
+            self.ec2.create_security_group,
+            GroupName=f"workshop-{cohort}",
+            Description=f"Workshop cohort {cohort}: SSH and the labs' ports",
+            VpcId=vpcs[0]["VpcId"],
+            TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(cohort)}],
+        )["GroupId"]
+        ranges = [{"CidrIp": cidr} for cidr in self.spec.allow_from if ":" not in cidr]
+        ranges6 = [{"CidrIpv6": cidr} for cidr in self.spec.allow_from if ":" in cidr]
+        self._call(
+            "open SSH and the labs' ports",
+            self.ec2.authorize_security_group_ingress,
+            GroupId=group,
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": port,
+                    "ToPort": port,
+                    "IpRanges": ranges,
+                    "Ipv6Ranges": ranges6,
+                }
+                for port in [SSH_PORT, *self.spec.lab_ports]
+            ],
+        )
+        return str(group)
+
+    def _launch(
+        self, cohort: str, student: str, image: str, key: str, group: str, types: list[str]
+    ) -> dict[str, Any] | str:
+        """One student's instance, in the first zone and type with capacity; or why not."""
+        tags = {STUDENT_TAG: student, "Name": f"{cohort}-{student}"}
+        if self.spec.expires_at:
+            tags[EXPIRES_TAG] = self.spec.expires_at.isoformat()
+        tried = []
+        for kind in types:
+            for zone in self.spec.zones:
+                try:
+                    answer = self.launcher.run_instances(
+                        ImageId=image,
+                        InstanceType=kind,
+                        MinCount=1,
+                        MaxCount=1,
+                        KeyName=key,
+                        SecurityGroupIds=[group],
+                        Placement={"AvailabilityZone": zone},
+                        BlockDeviceMappings=[
+                            {
+                                "DeviceName": "/dev/sda1",
+                                "Ebs": {
+                                    "VolumeSize": self.spec.disk_gb,
+                                    "VolumeType": "gp3",
+                                    "DeleteOnTermination": True,
+                                },
+                            }
+                        ],
+                        TagSpecifications=[
+                            {"ResourceType": kind_, "Tags": _tags(cohort, **tags)}
+                            for kind_ in ("instance", "volume")
+                        ],
+                    )
+                except botocore.exceptions.ClientError as exc:
+                    code = _code(exc)
+                    if code in CAPACITY_ERRORS:
+                        tried.append(f"{kind} in {zone}: {code}")
+                        continue
+                    message = exc.response.get("Error", {}).get("Message", "")
+                    return f"{code}: {message}"
+                return dict(answer["Instances"][0])
+        return "no capacity anywhere it may go (" + "; ".join(tried) + ")"
+
+    def up(
+        self,
+        cohort: str,
+        students: list[str],
+        *,
+        ssh_probe: SshProbe,
+        ssh_timeout: float = 300.0,
+        progress: Progress = lambda _msg: None,
+        workers: int = 8,
+    ) -> UpReport:
+        started = time.monotonic()
+        plan = self.plan(len(students), cohort)
+        report = UpReport(cohort, plan)
+        if not plan.fits:
+            raise WorkshopError("; ".join(plan.problems))
+        report.key_pair = self._key_pair(cohort)
+        report.security_group = self._security_group(cohort)
+        have = {vm.student for vm in self.vms(cohort)}
+        missing = [student for student in students if student not in have]
+        progress(f"{len(have)} VMs already there; creating {len(missing)}")
+        usable = [kind for kind in self.spec.instance_types if plan.offered.get(kind)]
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            launched = dict(
+                zip(
+                    missing,
+                    pool.map(
+                        lambda s: self._launch(
+                            cohort, s, plan.image, report.key_pair, report.security_group, usable
+                        ),
+                        missing,
+                    ),
+                    strict=True,
+                )
+            )
+        for student, outcome in launched.items():
+            if isinstance(outcome, str):
+                report.failed[student] = outcome
+            else:
+                report.created.append(student)
+        ids = [vm.instance_id for vm in self.vms(cohort)]
+        if ids:
+            progress(f"waiting for {len(ids)} instances to run")
+            waiter = self.ec2.get_waiter("instance_running")
+            waiter.wait(InstanceIds=ids, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
+        report.vms = self.vms(cohort)
+        progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            answers = pool.map(
+                lambda vm: bool(vm.public_ip) and ssh_probe(str(vm.public_ip), ssh_timeout),
+                report.vms,
+            )
+            for vm, answered in zip(report.vms, answers, strict=True):
+                vm.ssh_ok = answered
+        report.seconds = round(time.monotonic() - started, 1)
+        return report
+
+    # --- down ----------------------------------------------------------------------
+
+    def down(self, cohort: str) -> DownReport:
+        report = DownReport(cohort)
+        ids = [vm.instance_id for vm in self.vms(cohort)]
+        for batch in _chunks(ids, BATCH):
+            try:
+                self.ec2.terminate_instances(InstanceIds=batch)
+                report.terminated += batch
+            except botocore.exceptions.ClientError as exc:
+                report.left += [f"{instance}: {_code(exc)}" for instance in batch]
+        if report.terminated:
+            waiter = self.ec2.get_waiter("instance_terminated")
+            waiter.wait(
+                InstanceIds=report.terminated, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+            )
+        selector = [{"Name": f"tag:{COHORT_TAG}", "Values": [cohort]}]
+        groups = self._call(
+            "list security groups", self.ec2.describe_security_groups, Filters=selector
+        )["SecurityGroups"]
+        for group in groups:
+            try:
+                self.ec2.delete_security_group(GroupId=group["GroupId"])
+                report.security_groups.append(group["GroupId"])
+            except botocore.exceptions.ClientError as exc:
+                report.left.append(f"{group['GroupId']}: {_code(exc)}")
+        pairs = self._call("list key pairs", self.ec2.describe_key_pairs, Filters=selector)
+        for pair in pairs["KeyPairs"]:
+            try:
+                self.ec2.delete_key_pair(KeyName=pair["KeyName"])
+                report.key_pairs.append(pair["KeyName"])
+            except botocore.exceptions.ClientError as exc:
+                report.left.append(f"{pair['KeyName']}: {_code(exc)}")
+        return report
