@@ -17,10 +17,14 @@ Measured here (each is one real run, not a mock):
   * labs: size of each base stand-in and lab image, the classifier's cold build vs the
     rebuild after a code-only change, and its latency p50/p95 on this CPU;
   * grade: `workshop grade` on one submission (the Flask sample of the tests) with a cold
-    and a warm build cache, and 10 submissions graded 10 at once vs one after another.
+    and a warm build cache, and 10 submissions graded 10 at once vs one after another;
+  * aws: `cloud up --provider aws` of 100 VMs, a second up, and down, against moto's EC2
+    (with the tests' Service Quotas server), and again with one of the two zones full:
+    seconds, API calls, concurrency (the lab cloud's `cloud up` above is the comparison
+    for the time to SSH).
 Cohorts run in a private state directory, so they never disturb `make demo`'s.
 `python scripts/bench.py --only labs` runs one section (cloud, site, registries, labs,
-grade).
+grade, aws).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import docker.errors
@@ -55,7 +60,7 @@ def timed(function: Callable[[], T]) -> tuple[T, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["cloud", "site", "registries", "labs", "grade"])
+    parser.add_argument("--only", choices=["cloud", "site", "registries", "labs", "grade", "aws"])
     only = parser.parse_args().only
     os.environ["WORKSHOP_STATE_DIR"] = tempfile.mkdtemp(prefix="workshop-bench-")
     # Imported after WORKSHOP_STATE_DIR is set, so the bench never touches state/.
@@ -77,6 +82,8 @@ def main() -> int:
         rows += bench_labs(console, client)
     if only in (None, "grade"):
         rows += bench_grade(console, client)
+    if only in (None, "aws"):
+        rows += bench_aws(console)
 
     table = Table(title=f"Lab cloud, provisioning and registry benchmark ({os.cpu_count()} cores)")
     table.add_column("measure")
@@ -506,6 +513,86 @@ def bench_grade(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
                 f"{os.cpu_count()} cores shared by every build and container",
             )
         )
+    return rows
+
+
+def bench_aws(console) -> list[tuple[str, str, str]]:  # noqa: ANN001
+    """100 VMs up, up again and down against moto's EC2; then with one zone full."""
+    sys.path.insert(0, REPO)
+    from moto.server import ThreadedMotoServer
+
+    from tests.fakes.distribution import free_port
+    from tests.fakes.ec2 import CapacityProxy, ServiceQuotasServer
+    from workshop.cloudvms import aws, spec
+
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    proxy = CapacityProxy(f"http://127.0.0.1:{port}").start()
+    quotas = ServiceQuotasServer().start()
+    quotas.applied["L-DB2E81BA"] = 100_000.0
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_ENDPOINT_URL_EC2=proxy.url,
+        AWS_ENDPOINT_URL_SSM=f"http://127.0.0.1:{port}",
+        AWS_ENDPOINT_URL_SERVICE_QUOTAS=quotas.url,
+    )
+    rows: list[tuple[str, str, str]] = []
+    students = [f"student{index:03d}" for index in range(1, 101)]
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-aws-") as root:
+            key = os.path.join(root, "admin.pub")
+            with open(key, "w") as handle:
+                handle.write(
+                    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK6Q7BR7UqrYNZLSHWTzYtsv/o29zMRYlECOE28BG"
+                    "/4p bench\n"
+                )
+            config = os.path.join(root, "cohort.yml")
+            with open(config, "w") as handle:
+                handle.write(
+                    "provider: aws\nregion: us-east-1\nzones: [us-east-1a, us-east-1b]\n"
+                    "instance_types: [g4dn.xlarge]\nimage: ami-12c6146b\n"
+                    f"ssh_public_key: {key}\nallow_from: [198.51.100.0/24]\n"
+                )
+            cloud = aws.AwsCloud(spec.load(Path(config)))
+            calls: list[str] = []
+            for client in (cloud.ec2, cloud.launcher, cloud.quotas, cloud.ssm):
+                client.meta.events.register(
+                    "before-call.*.*", lambda model, **_: calls.append(model.name)
+                )
+            for label, full in (("", set()), (", zone a full", {("us-east-1a", None)})):
+                proxy.full = full
+                cohort = f"bench-{secrets.token_hex(3)}"
+                console.print(f"[dim]aws: up of 100 VMs{label}...[/]")
+                calls.clear()
+                report, up = timed(
+                    lambda c=cohort: cloud.up(c, students, ssh_probe=lambda *_: True)
+                )
+                made = f"{len(report.created)} made, {len(report.failed)} failed"
+                rows.append(
+                    (
+                        f"aws up 100 VMs (moto){label}",
+                        f"{up:.1f} s",
+                        f"{len(calls)} API calls, 8 at a time; {made}",
+                    )
+                )
+                calls.clear()
+                _, again = timed(lambda c=cohort: cloud.up(c, students, ssh_probe=lambda *_: True))
+                rows.append((f"aws second up{label}", f"{again:.1f} s", f"{len(calls)} API calls"))
+                calls.clear()
+                down, seconds = timed(lambda c=cohort: cloud.down(c))
+                rows.append(
+                    (
+                        f"aws down 100 VMs{label}",
+                        f"{seconds:.1f} s",
+                        f"{len(down.terminated)} terminated, {len(calls)} API calls",
+                    )
+                )
+    finally:
+        proxy.stop()
+        quotas.stop()
+        moto.stop()
     return rows
 
 
