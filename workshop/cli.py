@@ -128,11 +128,17 @@ def cloud_up(
     ssh_timeout: Annotated[
         float, typer.Option("--ssh-timeout", help="Seconds a cloud VM may take to answer SSH.")
     ] = 300.0,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="A cloud provider: check the quota and print the cost; make nothing."
+        ),
+    ] = False,
 ) -> None:
     """Start (or complete) a lab cloud of N student VMs and the classroom registry, or a
     cohort's VMs in a cloud (--provider aws --config cohort.yml)."""
     if provider != "lab":
-        cloud_vms_up(cohort, students, provider, config, ssh_timeout, as_json)
+        cloud_vms_up(cohort, students, provider, config, ssh_timeout, as_json, dry_run)
         return
     spec = cloud.validate_spec(cohort, students, distro, profile)
     report = cloud.up(spec, progress=lambda msg: err.print(f"[dim]-> {msg}[/]", highlight=False))
@@ -164,7 +170,9 @@ def cloud_vms_up(
     config: Path | None,
     ssh_timeout: float,
     as_json: bool,
+    dry_run: bool = False,
 ) -> None:
+    """`cloud up --provider P`: the plan and its cost, then the VMs and the inventory."""
     if config is None:
         raise WorkshopError(
             f"--provider {provider} needs --config cohort.yml (README, 'VMs in a cloud')"
@@ -180,6 +188,24 @@ def cloud_vms_up(
         else f"no price for {plan.instance_type} in the cohort file's `prices`"
     )
     err.print(f"[dim]-> estimate: {cost}[/]", highlight=False)
+    if dry_run:
+        if as_json:
+            typer.echo(json.dumps(plan.to_dict(), indent=2))
+        else:
+            zones = ", ".join(plan.offered.get(plan.instance_type, []))
+            out.print(
+                f"{students} x {plan.instance_type or '?'} ({plan.vcpus_per_vm} vCPUs, "
+                f"{plan.gpus_per_vm} GPU each) in {zones or 'no zone'} of {plan.region}: "
+                f"{plan.needed_vcpus} vCPUs needed, "
+                f"{max(0.0, plan.quota_vcpus - plan.used_vcpus):.0f} free in "
+                f"'{plan.quota_name}'."
+            )
+        for problem in plan.problems:
+            err.print(f"[bold red]error:[/] {problem}", highlight=False)
+        if not plan.fits:
+            raise typer.Exit(1)
+        out.print("It fits. Nothing was made (--dry-run).")
+        return
     report = cloudvms.up(
         cohort,
         students,

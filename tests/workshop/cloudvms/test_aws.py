@@ -333,6 +333,39 @@ def test_the_cli_creates_writes_the_inventory_reports_ssh_and_removes(clouds, st
     assert tagged(clouds, cohort) == {"instances": [], "groups": [], "keys": []}
 
 
+def test_a_dry_run_prints_the_plan_and_makes_nothing(clouds, state_root):
+    cohort = unique_cohort("dry")
+    env = {**os.environ, **clouds["env"], "WORKSHOP_STATE_DIR": str(state_root)}
+    command = [
+        str(WORKSHOP),
+        "cloud",
+        "up",
+        "--provider",
+        "aws",
+        "--config",
+        str(cohort_file(clouds)),
+        "--cohort",
+        cohort,
+        "--students",
+        "5",
+        "--dry-run",
+    ]
+    fits = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert fits.returncode == 0, fits.stderr
+    assert "5 x g4dn.xlarge (4 vCPUs, 1 GPU each) in us-east-1a, us-east-1b" in fits.stdout
+    assert "20 vCPUs needed" in fits.stdout
+    assert "about $21.04" in fits.stderr  # 5 x 0.526 x 8 h
+    used = aws.AwsCloud(spec.load(cohort_file(clouds))).plan(1).used_vcpus
+    clouds["quotas"].applied[G_QUOTA] = used + 4.0
+    try:
+        over = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    finally:
+        clouds["quotas"].applied[G_QUOTA] = PLENTY
+    assert over.returncode == 1
+    assert "needs 20 vCPUs" in over.stderr
+    assert tagged(clouds, cohort) == {"instances": [], "groups": [], "keys": []}
+
+
 def test_without_credentials_the_fix_is_named(clouds, tmp_path, monkeypatch):
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
