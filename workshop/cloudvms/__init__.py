@@ -18,6 +18,7 @@ import yaml
 
 from workshop import state
 from workshop.cloudvms import aws, spec
+from workshop.cloudvms.model import DownReport, Plan, Progress, Provider, UpReport, Vm
 from workshop.errors import WorkshopError
 from workshop.labcloud.cloud import roster
 from workshop.ssh import banner_answers
@@ -26,7 +27,7 @@ CLOUD_FILE = "cloud.json"
 INVENTORY = "inventory.yml"
 
 
-def provider(cohort_spec: spec.CloudCohortSpec) -> aws.AwsCloud:
+def provider(cohort_spec: spec.CloudCohortSpec) -> Provider:
     if cohort_spec.provider == "aws":
         return aws.AwsCloud(cohort_spec)
     raise WorkshopError(
@@ -48,7 +49,7 @@ def _remembered(cohort: str) -> spec.CloudCohortSpec:
     return spec.load(Path(saved["config"]))
 
 
-def plan(config: Path, students: int, cohort: str = "") -> aws.Plan:
+def plan(config: Path, students: int, cohort: str = "") -> Plan:
     return provider(spec.load(config)).plan(students, cohort)
 
 
@@ -58,8 +59,8 @@ def up(
     config: Path,
     *,
     ssh_timeout: float = 300.0,
-    progress: aws.Progress = lambda _msg: None,
-) -> aws.UpReport:
+    progress: Progress = lambda _msg: None,
+) -> UpReport:
     cohort_spec = spec.load(config)
     cloud = provider(cohort_spec)
     people = roster(students)
@@ -84,16 +85,16 @@ def up(
     return report
 
 
-def status(cohort: str) -> list[aws.Vm]:
+def status(cohort: str) -> list[Vm]:
     return provider(_remembered(cohort)).vms(cohort)
 
 
-def down(cohort: str) -> aws.DownReport:
+def down(cohort: str) -> DownReport:
     return provider(_remembered(cohort)).down(cohort)
 
 
 def render_inventory(
-    cohort: str, cohort_spec: spec.CloudCohortSpec, vms: list[aws.Vm], people: dict[str, Any]
+    cohort: str, cohort_spec: spec.CloudCohortSpec, vms: list[Vm], people: dict[str, Any]
 ) -> str:
     """The cohort's inventory, as README's 'Real VMs' shows it (one student per VM)."""
     directory = state.cohort_dir(cohort)
