@@ -65,6 +65,11 @@ def up(
     cloud = provider(cohort_spec)
     people = roster(students)
     directory = state.cohort_dir(cohort)
+    # Refused before anything is made or written (up checks again, against what is there).
+    checked = cloud.plan(students, cohort)
+    if not checked.fits:
+        raise WorkshopError("; ".join(checked.problems))
+    # Written before the first resource: a run that fails half-way can still be taken down.
     record = {
         "provider": cohort_spec.provider,
         "region": cohort_spec.region,

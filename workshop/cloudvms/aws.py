@@ -42,6 +42,7 @@ UBUNTU_PARAMETER = (
 # Service Quotas codes of the region's on-demand vCPU limits, by instance family.
 QUOTAS = {
     "g": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
+    "gr": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
     "vt": ("L-DB2E81BA", "Running On-Demand G and VT instances"),
     "p": ("L-417A185B", "Running On-Demand P instances"),
     "inf": ("L-1945791B", "Running On-Demand Inf instances"),
@@ -49,8 +50,11 @@ QUOTAS = {
 }
 STANDARD_QUOTA = ("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances")
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+THROTTLED = {"RequestLimitExceeded", "Throttling", "ThrottlingException"}
 BATCH = 50  # instance ids per TerminateInstances call
 SSH_PORT = 22
+SSH_PROBES_AT_ONCE = 64
+DEPENDENCY_WAIT = 180.0  # seconds a security group may stay in use after termination
 
 
 def quota_for(instance_type: str) -> tuple[str, str]:
@@ -74,20 +78,37 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
+def _safely(what: str, function: Callable[..., Any], **kwargs: Any) -> str | None:
+    """A clean-up call: None when it worked, else one line saying why not (never raises)."""
+    try:
+        function(**kwargs)
+    except botocore.exceptions.ClientError as exc:
+        return f"{what}: {_code(exc)}"
+    except botocore.exceptions.BotoCoreError as exc:
+        return f"{what}: {exc}"
+    return None
+
+
 class AwsCloud:
     def __init__(self, spec: CloudCohortSpec, session: boto3.session.Session | None = None) -> None:
         self.spec = spec
-        self.session = session or boto3.session.Session(region_name=spec.region)
-        # Throttling (RequestLimitExceeded) and 5xx answers are retried with backoff.
-        config = Config(retries={"mode": "standard", "max_attempts": 8})
-        self.ec2 = self.session.client("ec2", config=config)
-        # RunInstances: EC2 answers a full zone with HTTP 500, which botocore retries as
-        # transient; one retry, then the next zone or type (throttling still backs off).
-        self.launcher = self.session.client(
-            "ec2", config=Config(retries={"mode": "standard", "max_attempts": 2})
-        )
-        self.quotas = self.session.client("service-quotas", config=config)
-        self.ssm = self.session.client("ssm", config=config)
+        try:
+            self.session = session or boto3.session.Session(region_name=spec.region)
+            # Throttling (RequestLimitExceeded) and 5xx answers are retried with backoff.
+            config = Config(retries={"mode": "standard", "max_attempts": 8})
+            self.ec2 = self.session.client("ec2", config=config)
+            # RunInstances: EC2 answers a full zone with HTTP 500, which botocore retries
+            # as transient: one retry, then the next zone or type (_launch backs off on
+            # throttling itself).
+            self.launcher = self.session.client(
+                "ec2", config=Config(retries={"mode": "standard", "max_attempts": 2})
+            )
+            self.quotas = self.session.client("service-quotas", config=config)
+            self.ssm = self.session.client("ssm", config=config)
+        except botocore.exceptions.BotoCoreError as exc:
+            raise WorkshopError(
+                f"aws: {exc}: check AWS_PROFILE and ~/.aws/config (aws configure list)"
+            ) from None
 
     def _call(self, what: str, function: Callable[..., Any], **kwargs: Any) -> Any:
         """An API call whose refusal becomes one line naming what the kit was doing."""
@@ -101,12 +122,13 @@ class AwsCloud:
         except botocore.exceptions.ClientError as exc:
             message = exc.response.get("Error", {}).get("Message", str(exc))
             raise WorkshopError(f"aws: cannot {what}: {_code(exc)}: {message}") from None
-        except botocore.exceptions.EndpointConnectionError as exc:
+        except botocore.exceptions.BotoCoreError as exc:  # endpoints, expired SSO, ...
             raise WorkshopError(f"aws: cannot {what}: {exc}") from None
 
     # --- before anything is made ---------------------------------------------------
 
-    def resolve_image(self) -> str:
+    def resolve_image(self) -> dict[str, Any]:
+        """The image's id, root device name and root snapshot size (GB)."""
         release = self.spec.ubuntu_release()
         if release:
             name = UBUNTU_PARAMETER.format(release=release)
@@ -121,22 +143,37 @@ class AwsCloud:
                     f"aws: no Ubuntu {release} image in {self.spec.region} (Canonical's "
                     f"parameter {name} is not there): give an AMI id as `image`"
                 ) from None
-            return str(found["Parameter"]["Value"])
+            image_id = str(found["Parameter"]["Value"])
+        else:
+            image_id = self.spec.image
         images = self._call(
-            f"look up image {self.spec.image}", self.ec2.describe_images, ImageIds=[self.spec.image]
+            f"look up image {image_id}", self.ec2.describe_images, ImageIds=[image_id]
         )["Images"]
         if not images:
-            raise WorkshopError(
-                f"aws: image {self.spec.image} does not exist in {self.spec.region}"
-            )
-        return self.spec.image
+            raise WorkshopError(f"aws: image {image_id} does not exist in {self.spec.region}")
+        root = str(images[0].get("RootDeviceName") or "/dev/sda1")
+        size = max(
+            (
+                int(mapping.get("Ebs", {}).get("VolumeSize") or 0)
+                for mapping in images[0].get("BlockDeviceMappings", [])
+                if mapping.get("DeviceName") == root
+            ),
+            default=0,
+        )
+        return {"id": image_id, "root_device": root, "size_gb": size}
 
     def plan(self, students: int, cohort: str = "") -> Plan:
         """Whether ``students`` VMs fit (those ``cohort`` already has count as made)."""
         spec = self.spec
         plan = Plan("aws", spec.region, students, hours=spec.hours)
         try:
-            plan.image = self.resolve_image()
+            image = self.resolve_image()
+            plan.image, plan.root_device = image["id"], image["root_device"]
+            if image["size_gb"] > spec.disk_gb:
+                plan.problems.append(
+                    f"aws: disk_gb {spec.disk_gb} is smaller than the image's root disk "
+                    f"({image['size_gb']} GB): raise disk_gb"
+                )
         except WorkshopError as exc:
             plan.problems.append(str(exc))
         types = self._call(
@@ -216,8 +253,11 @@ class AwsCloud:
         """vCPUs of the instances running under the same quota in the region."""
         used = 0
         counts: dict[str, int] = {}
-        for instance in self._describe([{"Name": "instance-state-name", "Values": LIVE_STATES}]):
+        running = [{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        for instance in self._describe(running):
             kind = instance["InstanceType"]
+            if instance.get("InstanceLifecycle") == "spot":
+                continue  # Spot has quotas of its own
             if quota_for(kind)[0] == code:
                 counts[kind] = counts.get(kind, 0) + 1
         if counts:
@@ -233,15 +273,11 @@ class AwsCloud:
     # --- what exists ---------------------------------------------------------------
 
     def _describe(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        pages = self.ec2.get_paginator("describe_instances").paginate(Filters=filters)
-        try:
-            for page in pages:
-                for reservation in page["Reservations"]:
-                    found += reservation["Instances"]
-        except botocore.exceptions.ClientError as exc:
-            raise WorkshopError(f"aws: cannot list instances: {_code(exc)}") from None
-        return found
+        def every_page() -> list[dict[str, Any]]:
+            pages = self.ec2.get_paginator("describe_instances").paginate(Filters=filters)
+            return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+        return list(self._call("list instances", every_page))
 
     def _instances(self, cohort: str) -> list[dict[str, Any]]:
         if not cohort:
@@ -296,87 +332,109 @@ class AwsCloud:
             Filters=[{"Name": f"tag:{COHORT_TAG}", "Values": [cohort]}],
         )["SecurityGroups"]
         if found:
-            return str(found[0]["GroupId"])
-        vpcs = self._call(
-            "find the default VPC",
-            self.ec2.describe_vpcs,
-            Filters=[{"Name": "isDefault", "Values": ["true"]}],
-        )["Vpcs"]
-        if not vpcs:
-            raise WorkshopError(
-                f"aws: {self.spec.region} has no default VPC: create one (aws ec2 "
-                "create-default-vpc) or use a region that has one"
-            )
-        group = self._call(
-            "create the security group",
-            self.ec2.create_security_group,
-            GroupName=f"workshop-{cohort}",
-            Description=f"Workshop cohort {cohort}: SSH and the labs' ports",
-            VpcId=vpcs[0]["VpcId"],
-            TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(cohort)}],
-        )["GroupId"]
-        ranges = [{"CidrIp": cidr} for cidr in self.spec.allow_from if ":" not in cidr]
-        ranges6 = [{"CidrIpv6": cidr} for cidr in self.spec.allow_from if ":" in cidr]
-        self._call(
-            "open SSH and the labs' ports",
-            self.ec2.authorize_security_group_ingress,
-            GroupId=group,
-            IpPermissions=[
-                {
-                    "IpProtocol": "tcp",
-                    "FromPort": port,
-                    "ToPort": port,
-                    "IpRanges": ranges,
-                    "Ipv6Ranges": ranges6,
-                }
-                for port in [SSH_PORT, *self.spec.lab_ports]
-            ],
-        )
+            group = str(found[0]["GroupId"])
+        else:
+            vpcs = self._call(
+                "find the default VPC",
+                self.ec2.describe_vpcs,
+                Filters=[{"Name": "isDefault", "Values": ["true"]}],
+            )["Vpcs"]
+            if not vpcs:
+                raise WorkshopError(
+                    f"aws: {self.spec.region} has no default VPC: create one (aws ec2 "
+                    "create-default-vpc) or use a region that has one"
+                )
+            group = self._call(
+                "create the security group",
+                self.ec2.create_security_group,
+                GroupName=f"workshop-{cohort}",
+                Description=f"Workshop cohort {cohort}: SSH and the labs' ports",
+                VpcId=vpcs[0]["VpcId"],
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": _tags(cohort)}],
+            )["GroupId"]
+        # Every run (re)opens each port on its own: a group a failed run made without its
+        # rules, or a cohort file with a new network, is mended; a rule there already is
+        # refused as a duplicate, which is fine.
+        for port in [SSH_PORT, *self.spec.lab_ports]:
+            for cidr in self.spec.allow_from:
+                family = "Ipv6Ranges" if ":" in cidr else "IpRanges"
+                key = "CidrIpv6" if ":" in cidr else "CidrIp"
+                rule = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port}
+                try:
+                    self.ec2.authorize_security_group_ingress(
+                        GroupId=group, IpPermissions=[{**rule, family: [{key: cidr}]}]
+                    )
+                except botocore.exceptions.ClientError as exc:
+                    if _code(exc) != "InvalidPermission.Duplicate":
+                        raise WorkshopError(
+                            f"aws: cannot open port {port} to {cidr}: {_code(exc)}"
+                        ) from None
         return str(group)
 
     def _launch(
-        self, cohort: str, student: str, image: str, key: str, group: str, types: list[str]
+        self, cohort: str, student: str, plan: Plan, key: str, group: str
     ) -> dict[str, Any] | str:
         """One student's instance, in the first zone and type with capacity; or why not."""
         tags = {STUDENT_TAG: student, "Name": f"{cohort}-{student}"}
         if self.spec.expires_at:
             tags[EXPIRES_TAG] = self.spec.expires_at.isoformat()
         tried = []
-        for kind in types:
-            for zone in self.spec.zones:
-                try:
-                    answer = self.launcher.run_instances(
-                        ImageId=image,
-                        InstanceType=kind,
-                        MinCount=1,
-                        MaxCount=1,
-                        KeyName=key,
-                        SecurityGroupIds=[group],
-                        Placement={"AvailabilityZone": zone},
-                        BlockDeviceMappings=[
-                            {
-                                "DeviceName": "/dev/sda1",
-                                "Ebs": {
-                                    "VolumeSize": self.spec.disk_gb,
-                                    "VolumeType": "gp3",
-                                    "DeleteOnTermination": True,
-                                },
-                            }
-                        ],
-                        TagSpecifications=[
-                            {"ResourceType": kind_, "Tags": _tags(cohort, **tags)}
-                            for kind_ in ("instance", "volume")
-                        ],
-                    )
-                except botocore.exceptions.ClientError as exc:
-                    code = _code(exc)
-                    if code in CAPACITY_ERRORS:
-                        tried.append(f"{kind} in {zone}: {code}")
-                        continue
-                    message = exc.response.get("Error", {}).get("Message", "")
-                    return f"{code}: {message}"
-                return dict(answer["Instances"][0])
+        for kind in self.spec.instance_types:
+            for zone in plan.offered.get(kind, []):
+                for attempt in range(6):
+                    try:
+                        answer = self.launcher.run_instances(
+                            ImageId=plan.image,
+                            InstanceType=kind,
+                            MinCount=1,
+                            MaxCount=1,
+                            KeyName=key,
+                            SecurityGroupIds=[group],
+                            Placement={"AvailabilityZone": zone},
+                            BlockDeviceMappings=[
+                                {
+                                    "DeviceName": plan.root_device or "/dev/sda1",
+                                    "Ebs": {
+                                        "VolumeSize": self.spec.disk_gb,
+                                        "VolumeType": "gp3",
+                                        "DeleteOnTermination": True,
+                                    },
+                                }
+                            ],
+                            TagSpecifications=[
+                                {"ResourceType": resource, "Tags": _tags(cohort, **tags)}
+                                for resource in ("instance", "volume", "network-interface")
+                            ],
+                        )
+                    except botocore.exceptions.ClientError as exc:
+                        code = _code(exc)
+                        if code in THROTTLED and attempt < 5:
+                            time.sleep(min(20.0, 2.0**attempt))
+                            continue
+                        if code in CAPACITY_ERRORS:
+                            tried.append(f"{kind} in {zone}: {code}")
+                            break
+                        message = exc.response.get("Error", {}).get("Message", "")
+                        return f"{code}: {message}"
+                    except botocore.exceptions.BotoCoreError as exc:
+                        return str(exc)
+                    return dict(answer["Instances"][0])
         return "no capacity anywhere it may go (" + "; ".join(tried) + ")"
+
+    def _remove_duplicates(self, cohort: str) -> list[str]:
+        """Two `up`s at once may both launch a student's VM: keep the oldest."""
+        by_student: dict[str, list[dict[str, Any]]] = {}
+        for instance in self._instances(cohort):
+            tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+            by_student.setdefault(tags.get(STUDENT_TAG, ""), []).append(instance)
+        extra = [
+            instance["InstanceId"]
+            for instances in by_student.values()
+            for instance in sorted(instances, key=lambda i: (i["LaunchTime"], i["InstanceId"]))[1:]
+        ]
+        for batch in _chunks(extra, BATCH):
+            self._call("terminate duplicate VMs", self.ec2.terminate_instances, InstanceIds=batch)
+        return extra
 
     def up(
         self,
@@ -398,38 +456,45 @@ class AwsCloud:
         have = {vm.student for vm in self.vms(cohort)}
         missing = [student for student in students if student not in have]
         progress(f"{len(have)} VMs already there; creating {len(missing)}")
-        usable = [kind for kind in self.spec.instance_types if plan.offered.get(kind)]
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            launched = dict(
-                zip(
+            outcomes = list(
+                pool.map(
+                    lambda s: self._launch(cohort, s, plan, report.key_pair, report.security_group),
                     missing,
-                    pool.map(
-                        lambda s: self._launch(
-                            cohort, s, plan.image, report.key_pair, report.security_group, usable
-                        ),
-                        missing,
-                    ),
-                    strict=True,
                 )
             )
-        for student, outcome in launched.items():
+        made = []
+        for student, outcome in zip(missing, outcomes, strict=True):
             if isinstance(outcome, str):
                 report.failed[student] = outcome
             else:
                 report.created.append(student)
-        ids = [vm.instance_id for vm in self.vms(cohort)]
-        if ids:
-            progress(f"waiting for {len(ids)} instances to run")
-            waiter = self.ec2.get_waiter("instance_running")
-            waiter.wait(InstanceIds=ids, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
+                made.append(str(outcome["InstanceId"]))
+        report.duplicates_removed = self._remove_duplicates(cohort)
+        # Wait for what this run made and what was already starting; a VM someone stopped
+        # or terminated meanwhile is reported as it is, not waited for.
+        pending = [vm.instance_id for vm in self.vms(cohort) if vm.state == "pending"]
+        waiting = sorted(set(made + pending) - set(report.duplicates_removed))
+        if waiting:
+            progress(f"waiting for {len(waiting)} instances to run")
+            try:
+                self.ec2.get_waiter("instance_running").wait(
+                    InstanceIds=waiting, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+                )
+            except botocore.exceptions.WaiterError as exc:
+                progress(f"not every instance is running: {exc}")
         report.vms = self.vms(cohort)
         progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            answers = pool.map(
-                lambda vm: bool(vm.public_ip) and ssh_probe(str(vm.public_ip), ssh_timeout),
-                report.vms,
-            )
-            for vm, answered in zip(report.vms, answers, strict=True):
+        deadline = time.monotonic() + ssh_timeout
+
+        def answers(vm: Vm) -> bool:
+            if vm.state != "running" or not vm.public_ip:
+                return False
+            return ssh_probe(str(vm.public_ip), max(0.0, deadline - time.monotonic()))
+
+        probes = max(1, min(SSH_PROBES_AT_ONCE, len(report.vms)))
+        with ThreadPoolExecutor(max_workers=probes) as pool:
+            for vm, answered in zip(report.vms, pool.map(answers, report.vms), strict=True):
                 vm.ssh_ok = answered
         report.seconds = round(time.monotonic() - started, 1)
         return report
@@ -438,33 +503,61 @@ class AwsCloud:
 
     def down(self, cohort: str) -> DownReport:
         report = DownReport(cohort)
+        selector = [{"Name": f"tag:{COHORT_TAG}", "Values": [cohort]}]
         ids = [vm.instance_id for vm in self.vms(cohort)]
         for batch in _chunks(ids, BATCH):
-            try:
-                self.ec2.terminate_instances(InstanceIds=batch)
+            why = _safely("terminate", self.ec2.terminate_instances, InstanceIds=batch)
+            if why:
+                report.left += [f"{instance}: {why}" for instance in batch]
+            else:
                 report.terminated += batch
-            except botocore.exceptions.ClientError as exc:
-                report.left += [f"{instance}: {_code(exc)}" for instance in batch]
-        if report.terminated:
-            waiter = self.ec2.get_waiter("instance_terminated")
-            waiter.wait(
-                InstanceIds=report.terminated, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
-            )
-        selector = [{"Name": f"tag:{COHORT_TAG}", "Values": [cohort]}]
+        # Also what an earlier `down` left shutting down: its network interfaces still hold
+        # the security group.
+        stopping = self._describe(
+            [*selector, {"Name": "instance-state-name", "Values": ["shutting-down"]}]
+        )
+        waiting = sorted({*report.terminated, *(i["InstanceId"] for i in stopping)})
+        if waiting:
+            try:
+                self.ec2.get_waiter("instance_terminated").wait(
+                    InstanceIds=waiting, WaiterConfig={"Delay": 5, "MaxAttempts": 120}
+                )
+            except botocore.exceptions.WaiterError as exc:
+                report.left.append(f"instances still shutting down: {exc}")
         groups = self._call(
             "list security groups", self.ec2.describe_security_groups, Filters=selector
         )["SecurityGroups"]
         for group in groups:
-            try:
-                self.ec2.delete_security_group(GroupId=group["GroupId"])
+            # A terminated instance's network interface lets go of the group a little later.
+            deadline = time.monotonic() + DEPENDENCY_WAIT
+            while True:
+                why = _safely(
+                    group["GroupId"], self.ec2.delete_security_group, GroupId=group["GroupId"]
+                )
+                if not why or "DependencyViolation" not in why or time.monotonic() > deadline:
+                    break
+                time.sleep(5)
+            if why:
+                report.left.append(why)
+            else:
                 report.security_groups.append(group["GroupId"])
-            except botocore.exceptions.ClientError as exc:
-                report.left.append(f"{group['GroupId']}: {_code(exc)}")
         pairs = self._call("list key pairs", self.ec2.describe_key_pairs, Filters=selector)
         for pair in pairs["KeyPairs"]:
-            try:
-                self.ec2.delete_key_pair(KeyName=pair["KeyName"])
+            why = _safely(pair["KeyName"], self.ec2.delete_key_pair, KeyName=pair["KeyName"])
+            if why:
+                report.left.append(why)
+            else:
                 report.key_pairs.append(pair["KeyName"])
-            except botocore.exceptions.ClientError as exc:
-                report.left.append(f"{pair['KeyName']}: {_code(exc)}")
+        # Disks an image's own mappings kept after termination (DeleteOnTermination false).
+        volumes = self._call(
+            "list volumes",
+            self.ec2.describe_volumes,
+            Filters=[*selector, {"Name": "status", "Values": ["available"]}],
+        )["Volumes"]
+        for volume in volumes:
+            why = _safely(volume["VolumeId"], self.ec2.delete_volume, VolumeId=volume["VolumeId"])
+            if why:
+                report.left.append(why)
+            else:
+                report.volumes.append(volume["VolumeId"])
         return report

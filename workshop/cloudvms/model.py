@@ -19,6 +19,7 @@ class Plan:
     region: str
     students: int
     image: str = ""
+    root_device: str = ""
     instance_type: str = ""
     offered: dict[str, list[str]] = field(default_factory=dict)  # type -> zones offering it
     vcpus_per_vm: int = 0
@@ -59,6 +60,7 @@ class UpReport:
     vms: list[Vm] = field(default_factory=list)
     created: list[str] = field(default_factory=list)  # students whose VM this run made
     failed: dict[str, str] = field(default_factory=dict)  # student -> why no VM
+    duplicates_removed: list[str] = field(default_factory=list)  # two `up`s at once
     key_pair: str = ""
     security_group: str = ""
     seconds: float = 0.0
@@ -81,6 +83,7 @@ class DownReport:
     terminated: list[str] = field(default_factory=list)
     security_groups: list[str] = field(default_factory=list)
     key_pairs: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
     left: list[str] = field(default_factory=list)  # what could not be removed, and why
 
     def to_dict(self) -> dict[str, Any]:

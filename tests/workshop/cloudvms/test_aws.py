@@ -240,6 +240,97 @@ def test_a_full_zone_moves_on_to_the_next_zone_then_type_and_a_full_region_is_na
     assert sorted(completed.created) == ["student01", "student02"]
 
 
+def test_a_security_group_a_failed_run_left_without_rules_is_mended(clouds):
+    cohort = unique_cohort("rules")
+    ec2 = clouds["ec2"]
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    bare = ec2.create_security_group(
+        GroupName=f"workshop-{cohort}",
+        Description="made, then the run died",
+        VpcId=vpc["VpcId"],
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [{"Key": "workshop-cohort", "Value": cohort}],
+            }
+        ],
+    )["GroupId"]
+    cloud_for(clouds).up(cohort, ["student01"], ssh_probe=answers)
+    cloud_for(clouds).up(cohort, ["student01"], ssh_probe=answers)  # the rules are there: fine
+    group = ec2.describe_security_groups(GroupIds=[bare])["SecurityGroups"][0]
+    assert sorted(rule["FromPort"] for rule in group["IpPermissions"]) == [22, 8000, 8080]
+
+
+def test_a_students_second_vm_from_two_ups_at_once_is_removed(clouds):
+    cohort = unique_cohort("dup")
+    cloud = cloud_for(clouds)
+    first = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    keep = next(vm.instance_id for vm in first.vms if vm.student == "student01")
+    extra = clouds["ec2"].run_instances(  # what a second `up` running at once launched
+        ImageId=clouds["image"],
+        InstanceType="g4dn.xlarge",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [
+                    {"Key": "workshop-cohort", "Value": cohort},
+                    {"Key": "workshop-student", "Value": "student01"},
+                ],
+            }
+        ],
+    )["Instances"][0]["InstanceId"]
+    again = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    # The oldest stays (by launch time, then id: both runs at once pick the same one).
+    kept = [vm.instance_id for vm in again.vms if vm.student == "student01"]
+    assert len(kept) == 1
+    assert sorted(kept + again.duplicates_removed) == sorted([keep, extra])
+    assert len(again.vms) == 2
+
+
+def test_a_stopped_vm_is_named_not_waited_for(clouds):
+    cohort = unique_cohort("stopped")
+    cloud = cloud_for(clouds)
+    first = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    stopped = next(vm for vm in first.vms if vm.student == "student02")
+    clouds["ec2"].stop_instances(InstanceIds=[stopped.instance_id])
+    again = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    assert again.seconds < 30, "the stopped VM was waited for"
+    assert not again.ready
+    assert {vm.student: (vm.state, vm.ssh_ok) for vm in again.vms} == {
+        "student01": ("running", True),
+        "student02": ("stopped", False),
+    }
+
+
+def test_down_takes_a_leftover_disk_and_without_credentials_names_the_fix(
+    clouds, tmp_path, monkeypatch
+):
+    cohort = unique_cohort("disk")
+    cloud = cloud_for(clouds)
+    cloud.up(cohort, ["student01"], ssh_probe=answers)
+    disk = clouds["ec2"].create_volume(  # an image's own disk kept after termination
+        AvailabilityZone="us-east-1a",
+        Size=8,
+        TagSpecifications=[
+            {"ResourceType": "volume", "Tags": [{"Key": "workshop-cohort", "Value": cohort}]}
+        ],
+    )["VolumeId"]
+    with monkeypatch.context() as bare:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            bare.delenv(name)
+        bare.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+        bare.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+        bare.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        with pytest.raises(WorkshopError) as refused:
+            cloud_for(clouds).down(cohort)
+    assert "aws: no credentials" in str(refused.value)
+    report = cloud.down(cohort)
+    assert disk in report.volumes
+    assert report.left == []
+
+
 def test_a_vm_that_never_answers_ssh_is_named(clouds):
     cloud = cloud_for(clouds)
     silent: set[str] = set()
