@@ -271,8 +271,8 @@ def cloud_down(cohort: CohortOption = cloud.DEFAULT_COHORT) -> None:
         removed = cloudvms.down(cohort)
         out.print(
             f"Cohort '{cohort}': {len(removed.terminated)} instances terminated, "
-            f"{len(removed.security_groups)} security groups and {len(removed.key_pairs)} "
-            "key pairs deleted."
+            f"{len(removed.security_groups)} security groups, {len(removed.key_pairs)} "
+            f"key pairs and {len(removed.volumes)} leftover disks deleted."
         )
         if removed.left:
             err.print(f"[bold red]error:[/] not removed: {'; '.join(removed.left)}")
