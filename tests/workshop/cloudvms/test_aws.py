@@ -106,6 +106,21 @@ def tagged(clouds, cohort: str) -> dict[str, list[str]]:
     }
 
 
+def everything(clouds) -> dict[str, list[str]]:
+    """Every instance, security group and key pair in the region, tagged or not."""
+    ec2 = clouds["ec2"]
+    return {
+        "instances": [
+            i["InstanceId"]
+            for r in ec2.describe_instances()["Reservations"]
+            for i in r["Instances"]
+            if i["State"]["Name"] != "terminated"
+        ],
+        "groups": [g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]],
+        "keys": [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]],
+    }
+
+
 def cloud_for(clouds, **overrides) -> aws.AwsCloud:
     return aws.AwsCloud(spec.load(cohort_file(clouds, **overrides)))
 
@@ -228,9 +243,17 @@ def test_a_full_zone_moves_on_to_the_next_zone_then_type_and_a_full_region_is_na
         assert [vm.instance_type for vm in other.vms] == ["g5.xlarge"]
         proxy.full = {("us-east-1a", None), ("us-east-1b", None)}
         cohort = unique_cohort("full")
+        before = everything(clouds)
         full = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+        made = {
+            kind: sorted(set(ids) - set(before[kind])) for kind, ids in everything(clouds).items()
+        }
     finally:
         proxy.full = set()
+    mine = tagged(clouds, cohort)
+    assert made == {"instances": [], "groups": mine["groups"], "keys": mine["keys"]}, (
+        "the failed run made nothing untagged"
+    )
     assert not full.ready
     assert set(full.failed) == {"student01", "student02"}
     assert "InsufficientInstanceCapacity" in full.failed["student01"]
