@@ -3,6 +3,7 @@ prepare, provision, deploy, check, report and cards, over real SSH."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -10,6 +11,7 @@ import shlex
 import stat
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -96,6 +98,16 @@ def test_a_lessons_page_runs_as_written_in_the_students_copy(classroom, lab):
     assert leftovers.stdout.strip() == "", "the page's own clean-up leaves nothing running"
 
 
+@contextlib.contextmanager
+def delivered_again_after(classroom: dict, lab: str) -> Iterator[None]:
+    """student01's copy of ``lab`` as delivered again after the block, whatever it did."""
+    try:
+        yield
+    finally:
+        as_student(classroom, 0, f"rm -rf ~/labs/{lab}")
+        workshop(classroom, "deploy", "--lab", lab, "--student", "student01")
+
+
 EDITS = "<!-- the student's edits"
 
 
@@ -108,41 +120,44 @@ def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classr
     edits are made (the solution's files, written as the student), then the rest of the
     commands run (Activity 1: a venv, the service outside a container, then built and
     stopped in one; Lesson 03: the secret is nowhere, tini is PID 1, the packages a
-    scanner reads; Activity 3: the
-    stack comes up, caches, logs and scales; Activity 5: the classroom push and four tags
-    of one image) and leave nothing running."""
+    scanner reads; Activity 3: the broken stack first, then the stack comes up, caches,
+    logs and scales; Activity 5: the classroom push and four tags of one image) and leave
+    nothing running. The student's copy is delivered again afterwards."""
     delivered = workshop(classroom, "deploy", "--lab", lab, "--student", "student01")
     assert delivered.returncode == 0, delivered.stderr + delivered.stdout
-    page = (REPO / "workshop/labs" / lab / "README.md").read_text()
-    before, marker, after = page.partition(EDITS)
-    assert marker, "the page marks where the student's edits come"
-    if work.page_commands(before):
-        first = work.page_script(f"~/labs/{lab}", work.page_commands(before), tries=2)
-        ran = as_student(classroom, 0, run_page(first))
-        assert ran.return_code == 0, f"before the edits: {ran.stderr[-2000:]}"
-    for name in catalog.load(lab).handout.solution:
-        text = (REPO / "workshop/labs" / lab / name).read_text()
-        wrote = as_student(classroom, 0, f"cat > ~/labs/{lab}/{name} <<'EOF'\n{text}EOF")
-        assert wrote.return_code == 0, wrote.stderr
-    rest = work.page_script(f"~/labs/{lab}", work.page_commands(after), tries=5)
-    ran = as_student(classroom, 0, run_page(rest))
-    assert ran.return_code == 0, f"after the edits: {ran.stderr[-2000:]}"
-    if lab == "02-image-classifier":  # the cat, outside the container and in it
-        top = re.findall(r'"predictions":\s*\[\{"index":\s*\d+,\s*"label":\s*"([^"]+)"', ran.stdout)
-        assert len(top) == 2, ran.stdout[-2000:]
-        assert all("cat" in label for label in top), top
-        assert re.search(r"(?m)^0$", ran.stdout), "docker stop: exit code 0"
-    elif lab == "03-build-techniques":
-        assert "tini" in ran.stdout, "docker top shows tini as PID 1"
-        assert re.search(r"(?m)^numpy==\d", ran.stdout), "the image's Python packages"
-        assert re.search(r"(?m)^tini\s+\d", ran.stdout), "and its Debian packages"
-    elif lab == "05-compose-stack":
-        assert re.search(r"(?im)^x-cache: hit", ran.stdout), "the second request is a hit"
-    else:  # the classroom push, then four tags of one image
-        assert re.search(r"(?m)^pushed \S+/student01/classifier:\S+@sha256:", ran.stdout)
-        assert ran.stdout.rstrip().endswith("\n1"), "one digest for the four tags"
-    left = as_student(classroom, 0, "docker ps -a --format '{{.Names}} {{.Status}}'").stdout
-    assert left.strip() == "", f"the page's own clean-up leaves nothing: {left}\n{ran.stderr}"
+    with delivered_again_after(classroom, lab):  # later tests find the starter there
+        page = (REPO / "workshop/labs" / lab / "README.md").read_text()
+        before, marker, after = page.partition(EDITS)
+        assert marker, "the page marks where the student's edits come"
+        if work.page_commands(before):
+            first = work.page_script(f"~/labs/{lab}", work.page_commands(before), tries=2)
+            ran = as_student(classroom, 0, run_page(first))
+            assert ran.return_code == 0, f"before the edits: {ran.stderr[-2000:]}"
+        for name in catalog.load(lab).handout.solution:
+            text = (REPO / "workshop/labs" / lab / name).read_text()
+            wrote = as_student(classroom, 0, f"cat > ~/labs/{lab}/{name} <<'EOF'\n{text}EOF")
+            assert wrote.return_code == 0, wrote.stderr
+        rest = work.page_script(f"~/labs/{lab}", work.page_commands(after), tries=5)
+        ran = as_student(classroom, 0, run_page(rest))
+        assert ran.return_code == 0, f"after the edits: {ran.stderr[-2000:]}"
+        if lab == "02-image-classifier":  # the cat, outside the container and in it
+            top = re.findall(
+                r'"predictions":\s*\[\{"index":\s*\d+,\s*"label":\s*"([^"]+)"', ran.stdout
+            )
+            assert len(top) == 2, ran.stdout[-2000:]
+            assert all("cat" in label for label in top), top
+            assert re.search(r"(?m)^0$", ran.stdout), "docker stop: exit code 0"
+        elif lab == "03-build-techniques":
+            assert "tini" in ran.stdout, "docker top shows tini as PID 1"
+            assert re.search(r"(?m)^numpy==\d", ran.stdout), "the image's Python packages"
+            assert re.search(r"(?m)^tini\s+\d", ran.stdout), "and its Debian packages"
+        elif lab == "05-compose-stack":
+            assert re.search(r"(?im)^x-cache: hit", ran.stdout), "the second request is a hit"
+        else:  # the classroom push, then four tags of one image
+            assert re.search(r"(?m)^pushed \S+/student01/classifier:\S+@sha256:", ran.stdout)
+            assert ran.stdout.rstrip().endswith("\n1"), "one digest for the four tags"
+        left = as_student(classroom, 0, "docker ps -a --format '{{.Names}} {{.Status}}'").stdout
+        assert left.strip() == "", f"the page's own clean-up leaves nothing: {left}\n{ran.stderr}"
 
 
 def test_site_delivers_every_lab_and_the_table_counts_them(classroom):

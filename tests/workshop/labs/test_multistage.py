@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import subprocess
 
 import docker.errors
@@ -57,6 +58,10 @@ def test_the_page_runs_as_written_in_a_students_copy(engine, tmp_path):
     registry = "classroom.invalid:5000"  # what $REGISTRY names on a VM
     base = f"{registry}/library/python:3.11-slim"
     engine.images.get(bases.build_arg("python")).tag(base)
+    # The student's own code: unique to this run, so the engine's build cache from an
+    # earlier run (same page, same edit) cannot make the changed layer look cached.
+    with (copy / "app/main.py").open("a") as code:
+        code.write(f"# {tmp_path.name} {secrets.token_hex(4)}\n")
     main = (copy / "app/main.py").read_text()
     script = work.page_script(str(copy), work.page_commands(after), tries=1)
     env = {
