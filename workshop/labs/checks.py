@@ -470,10 +470,16 @@ class Session:
         env["GATEWAY_PORT"] = self._gateway_port
         return env
 
-    def compose(self, *args: str, timeout: float = 600) -> Result:
-        assert self.lab.compose
-        self.compose_project = self.compose_project or self.prefix
-        argv = [*self.target.compose, "-p", self.compose_project, "-f", self.lab.compose, *args]
+    def compose(self, *args: str, file: str | None = None, timeout: float = 600) -> Result:
+        """``docker compose`` on the lab's file (the session's project, which cleanup takes
+        down), or on another ``file`` in a project of its own (the caller takes it down)."""
+        if file is None:
+            assert self.lab.compose
+            self.compose_project = self.compose_project or self.prefix
+            project, file = self.compose_project, self.lab.compose
+        else:
+            project = f"{self.prefix}-{re.sub(r'[^a-z0-9]+', '-', file.lower()).strip('-')}"
+        argv = [*self.target.compose, "-p", project, "-f", file, *args]
         return self.target.run(argv, env=self.compose_env(), timeout=timeout)
 
     def compose_up(self) -> Running:
@@ -1690,13 +1696,11 @@ def check_compose_up(session: Session, check: catalog.Check) -> Outcome:
         return _error("lab.yml needs `file` and `services` for this check")
     if not session.target.exists(check.file):
         return _failed(f"{check.file} is missing in your lab directory")
-    base = [*session.target.compose, "-p", f"{session.prefix}-up", "-f", check.file]
-    env = session.compose_env()
     try:
-        up = session.target.run([*base, "up", "-d", "--wait", "--wait-timeout", "90"], env=env)
-        listed = session.target.run([*base, "ps", "-a", "--format", "json"], env=env, timeout=60)
+        up = session.compose("up", "-d", "--wait", "--wait-timeout", "90", file=check.file)
+        listed = session.compose("ps", "-a", "--format", "json", file=check.file, timeout=60)
     finally:
-        session.target.run([*base, "down", "--volumes", "--remove-orphans"], env=env, timeout=180)
+        session.compose("down", "--volumes", "--remove-orphans", file=check.file, timeout=180)
     try:
         states = _compose_states(listed.stdout) if listed.ok else {}
     except json.JSONDecodeError:
