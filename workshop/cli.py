@@ -210,6 +210,7 @@ def cloud_vms_up(
         cohort,
         students,
         config,
+        plan=plan,
         ssh_timeout=ssh_timeout,
         progress=lambda msg: err.print(f"[dim]-> {msg}[/]", highlight=False),
     )
@@ -239,15 +240,11 @@ def render_cloud_vms(cohort: str, vms: list[Any]) -> None:
     out.print(table)
 
 
-def _in_a_cloud(cohort: str) -> bool:
-    return (state.cohort_dir(cohort) / cloudvms.CLOUD_FILE).is_file()
-
-
 @cloud_app.command("status")
 @friendly_errors
 def cloud_status(cohort: CohortOption = cloud.DEFAULT_COHORT, as_json: JsonOption = False) -> None:
     """Show each VM's IP, whether SSH answers, and systemd's state."""
-    if _in_a_cloud(cohort):
+    if cloudvms.made_by_kit(cohort):
         vms = cloudvms.status(cohort)
         if as_json:
             typer.echo(json.dumps([asdict(vm) for vm in vms], indent=2))
@@ -267,7 +264,7 @@ def cloud_status(cohort: CohortOption = cloud.DEFAULT_COHORT, as_json: JsonOptio
 @friendly_errors
 def cloud_down(cohort: CohortOption = cloud.DEFAULT_COHORT) -> None:
     """Remove the cohort's VMs, registry, volumes, network, keys and state. Idempotent."""
-    if _in_a_cloud(cohort):
+    if cloudvms.made_by_kit(cohort):
         removed = cloudvms.down(cohort)
         out.print(
             f"Cohort '{cohort}': {len(removed.terminated)} instances terminated, "

@@ -60,13 +60,15 @@ def up(
     *,
     ssh_timeout: float = 300.0,
     progress: Progress = lambda _msg: None,
+    plan: Plan | None = None,
 ) -> UpReport:
+    """``plan``: what ``plan()`` just said for this cohort (the CLI prints it first)."""
     cohort_spec = spec.load(config)
     cloud = provider(cohort_spec)
     people = roster(students)
     directory = state.cohort_dir(cohort)
-    # Refused before anything is made or written (up checks again, against what is there).
-    checked = cloud.plan(students, cohort)
+    # Refused before anything is made or written.
+    checked = plan or cloud.plan(students, cohort)
     if not checked.fits:
         raise WorkshopError("; ".join(checked.problems))
     # Written before the first resource: a run that fails half-way can still be taken down.
@@ -82,12 +84,18 @@ def up(
         ssh_probe=banner_answers,
         ssh_timeout=ssh_timeout,
         progress=progress,
+        plan=checked,
     )
     by_login = {person.login: person for person in people}
     inventory = render_inventory(cohort, cohort_spec, report.vms, by_login)
     state.write_file(directory / INVENTORY, inventory)
     state.point_current_at(cohort)
     return report
+
+
+def made_by_kit(cohort: str) -> bool:
+    """Whether ``cohort``'s VMs are in a cloud (``up --provider``), not the lab cloud."""
+    return (state.cohort_dir(cohort) / CLOUD_FILE).is_file()
 
 
 def status(cohort: str) -> list[Vm]:

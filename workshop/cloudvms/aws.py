@@ -34,8 +34,6 @@ CAPACITY_ERRORS = {
     "InsufficientCapacity",
     "Unsupported",  # the type is not offered in that zone
 }
-# The account may not run more: no other zone or type helps (same quota).
-QUOTA_ERRORS = {"VcpuLimitExceeded", "InstanceLimitExceeded", "PendingVerification"}
 UBUNTU_PARAMETER = (
     "/aws/service/canonical/ubuntu/server/{release}/stable/current/amd64/hvm/ebs-gp3/ami-id"
 )
@@ -414,6 +412,7 @@ class AwsCloud:
                         if code in CAPACITY_ERRORS:
                             tried.append(f"{kind} in {zone}: {code}")
                             break
+                        # A quota, permission or parameter refusal: no other zone helps.
                         message = exc.response.get("Error", {}).get("Message", "")
                         return f"{code}: {message}"
                     except botocore.exceptions.BotoCoreError as exc:
@@ -445,9 +444,11 @@ class AwsCloud:
         ssh_timeout: float = 300.0,
         progress: Progress = lambda _msg: None,
         workers: int = 8,
+        plan: Plan | None = None,
     ) -> UpReport:
+        """``plan``: one the caller just made for these students (else it is made here)."""
         started = time.monotonic()
-        plan = self.plan(len(students), cohort)
+        plan = plan or self.plan(len(students), cohort)
         report = UpReport(cohort, plan)
         if not plan.fits:
             raise WorkshopError("; ".join(plan.problems))

@@ -102,6 +102,7 @@ class Provider(Protocol):
         ssh_timeout: float = 300.0,
         progress: Progress = ...,
         workers: int = 8,
+        plan: Plan | None = None,
     ) -> UpReport: ...
 
     def vms(self, cohort: str) -> list[Vm]: ...

@@ -19,7 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from workshop import yamlfile
 from workshop.errors import WorkshopError
 
-PROVIDERS = ("aws", "gcp", "azure")
 UBUNTU = {"ubuntu-22.04": "22.04", "ubuntu-24.04": "24.04"}
 # Every resource the kit makes carries this tag (label) with the cohort's name.
 COHORT_TAG = "workshop-cohort"
