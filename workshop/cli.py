@@ -118,7 +118,7 @@ def cloud_up(
         str,
         typer.Option(
             "--provider",
-            help="lab (this machine's lab cloud) or aws (VMs in EC2, from --config).",
+            help="lab (this machine's lab cloud), or aws, gcp or azure (VMs from --config).",
         ),
     ] = "lab",
     config: Annotated[
@@ -136,7 +136,7 @@ def cloud_up(
     ] = False,
 ) -> None:
     """Start (or complete) a lab cloud of N student VMs and the classroom registry, or a
-    cohort's VMs in a cloud (--provider aws --config cohort.yml)."""
+    cohort's VMs in a cloud (--provider aws|gcp|azure --config cohort.yml)."""
     if provider != "lab":
         cloud_vms_up(cohort, students, provider, config, ssh_timeout, as_json, dry_run)
         return
@@ -269,7 +269,8 @@ def cloud_down(cohort: CohortOption = cloud.DEFAULT_COHORT) -> None:
         out.print(
             f"Cohort '{cohort}': {len(removed.terminated)} instances terminated, "
             f"{len(removed.security_groups)} security groups, {len(removed.key_pairs)} "
-            f"key pairs and {len(removed.volumes)} leftover disks deleted."
+            f"key pairs and {len(removed.volumes)} leftover disks deleted"
+            + (f"; also {', '.join(removed.other)}." if removed.other else ".")
         )
         if removed.left:
             err.print(f"[bold red]error:[/] not removed: {'; '.join(removed.left)}")

@@ -28,13 +28,18 @@ INVENTORY = "inventory.yml"
 
 
 def provider(cohort_spec: spec.CloudCohortSpec) -> Provider:
+    # The GCP and Azure SDKs take seconds to import: only the cohort's own is loaded.
     if cohort_spec.provider == "aws":
         return aws.AwsCloud(cohort_spec)
-    raise WorkshopError(
-        f"provider {cohort_spec.provider!r} is not written yet: only aws creates VMs; for "
-        f"{cohort_spec.provider}, create the VMs yourself and write the inventory (README, "
-        "'Real VMs')"
-    )
+    if cohort_spec.provider == "gcp":
+        from workshop.cloudvms import gcp
+
+        return gcp.GcpCloud(cohort_spec)
+    if cohort_spec.provider == "azure":
+        from workshop.cloudvms import azure
+
+        return azure.AzureCloud(cohort_spec)
+    raise WorkshopError(f"provider {cohort_spec.provider!r}: aws, gcp or azure")
 
 
 def _remembered(cohort: str) -> spec.CloudCohortSpec:

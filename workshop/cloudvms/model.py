@@ -84,6 +84,9 @@ class DownReport:
     security_groups: list[str] = field(default_factory=list)
     key_pairs: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
+    # Anything else the provider made for the cohort (GCP firewall rules; Azure networks,
+    # NICs, public IPs, resource group), as "kind name".
+    other: list[str] = field(default_factory=list)
     left: list[str] = field(default_factory=list)  # what could not be removed, and why
 
     def to_dict(self) -> dict[str, Any]:

@@ -52,6 +52,15 @@ class CloudCohortSpec(BaseModel):
     # The classroom registry the VMs pull from (host:port), and its CA when not public.
     classroom_registry_address: str | None = None
     classroom_registry_ca_file: Path | None = None
+    # gcp: the project (default: the project of the credentials' standard chain), and
+    # the GPU attached to each VM where the machine type has none built in (N1 + T4).
+    project: str | None = None
+    gpu_type: str | None = None  # e.g. nvidia-tesla-t4
+    gpus_per_vm: int = Field(default=1, ge=1, le=16)
+    # azure: the subscription (default: AZURE_SUBSCRIPTION_ID) and the resource group the
+    # cohort's resources go in (default: workshop-<cohort>; `down` deletes what is tagged).
+    subscription_id: str | None = None
+    resource_group: str | None = None
 
     @field_validator("allow_from")
     @classmethod
