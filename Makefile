@@ -12,7 +12,7 @@ BUILDX := .cache/docker-cli/cli-plugins/docker-buildx
 DEMO_COHORT ?= lab
 DEMO_STUDENTS ?= 2
 
-.PHONY: setup host demo test bench lint lock clean
+.PHONY: setup host demo test bench lint lock clean gpu-wheels
 
 ## setup: host packages, the Docker engine, .venv with the pinned dependencies, actionlint, buildx
 setup: host $(STAMP) $(ACTIONLINT) $(BUILDX)
@@ -54,6 +54,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/yamllint --strict .
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --profile production
+
+## gpu-wheels: the cp312 wheels scripts/gpu_check.sh installs on a lent GPU machine
+gpu-wheels: setup
+	$(BIN)/pip download --quiet --python-version 3.12 --only-binary=:all: \
+	  --platform manylinux_2_28_x86_64 --no-deps -d .cache/gpu-wheels diffusers==0.42.1 regex
+	$(BIN)/pip download --quiet --python-version 3.12 --only-binary=:all: \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .cache/gpu-wheels fastapi==0.165.0 uvicorn==0.54.0
 
 ## lock: re-pin every dependency (after editing pyproject.toml)
 lock:

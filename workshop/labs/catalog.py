@@ -56,7 +56,10 @@ class Check(Strict):
     kind: Literal[
         "health",  # GET the health URL: 200 (every compared image, for a compare lab)
         "predict",  # POST file to /predict: expect_top1_contains / expect_top5_contains
-        "reject",  # POST a file that is not an image: expect_status, and still healthy
+        "reject",  # POST a file that is not an image (or json_file): expect_status, and
+        # still healthy
+        "generate",  # POST json_file: a PNG of its width x height; the same seed the same
+        # picture, another seed another
         "size",  # the image is under size_limit_mb
         "size_reduction",  # compare: the second image is >= min_reduction smaller
         "layer_reuse",  # a change to `file` rebuilds no layer at or below the dependencies
@@ -107,6 +110,17 @@ class Check(Strict):
     tags: list[str] = Field(default_factory=list)  # registry_tags: the tags it must have
 
 
+class Volume(Strict):
+    """A named volume the service's containers mount (the diffusion lab's weights)."""
+
+    name: str
+    target: str
+    read_only: bool = True
+    # Run once a session in the lab's image, as root with the volume writable, before the
+    # service starts (idempotent: e.g. write a test model where the volume has none).
+    prepare: list[str] = Field(default_factory=list)
+
+
 class Handout(Strict):
     """What a student's copy of the lab holds (``~/labs/<lab>/``), and the solution.
 
@@ -132,6 +146,7 @@ class Lab(Strict):
     port: int | None = None
     health: str | None = None
     environment: dict[str, str] = Field(default_factory=dict)
+    volumes: list[Volume] = Field(default_factory=list)
     checks: list[Check] = Field(default_factory=list)
     compare: list[str] = Field(default_factory=list)  # [before, after] image names: sizes
     compose: str | None = None  # the lab runs as a Compose project from this file

@@ -161,6 +161,7 @@ class Session:
         self.tags: list[str] = []
         self.compose_project: str | None = None
         self.scripts: dict[str, Result] = {}
+        self.prepared: set[str] = set()  # lab volumes whose prepare command ran
         # The service once ran and never answered: later starts say so without waiting.
         self.unready: str | None = None
         # Grading: its health URL did not answer 200 when it was up (no waiting again).
@@ -344,6 +345,11 @@ class Session:
         exposed = [] if moved or not self.env.grading else self.exposed_ports(built.tag, port)
         for other in exposed:
             argv += ["-p", f"127.0.0.1::{other}"]
+        problem = self._prepare_volumes(built.tag)
+        if problem:
+            return Running(None, problem=problem)
+        for volume in self.lab.volumes:
+            argv += ["-v", f"{volume.name}:{volume.target}{':ro' if volume.read_only else ''}"]
         environment = {**self.lab.environment, **(env or {})}
         if self.env.grading:
             environment.setdefault("PORT", str(port))  # the contract: listen on $PORT
@@ -361,6 +367,24 @@ class Session:
         if running.stuck:
             self.unready = running.problem
         return running
+
+    def _prepare_volumes(self, tag: str) -> str | None:
+        """Run each lab volume's ``prepare`` command once a session; why it failed, or None."""
+        for volume in self.lab.volumes:
+            if not volume.prepare or volume.name in self.prepared:
+                continue
+            done = self.docker(
+                "run", "--rm", "--user", "0:0", "-v", f"{volume.name}:{volume.target}",
+                "--entrypoint", volume.prepare[0], tag, *volume.prepare[1:],
+                timeout=600,
+            )  # fmt: skip
+            if not done.ok:
+                return (
+                    f"preparing the volume {volume.name} ({' '.join(volume.prepare)}) "
+                    f"failed in the image: {done.tail()}"
+                )
+            self.prepared.add(volume.name)
+        return None
 
     def _grading_wait(self) -> list[str]:
         """A submission's health URL may never answer 200 (requirement 4 says so): then
@@ -538,7 +562,11 @@ def check_health(session: Session, check: catalog.Check) -> Outcome:
             prefix = f"{label}: " if session.lab.compare else ""
             return _failed(f"{prefix}{running.problem}", **evidence)
         answer = _get_health(session, running.url)
-        evidence[label] = {"status": answer.get("status"), "seconds": answer.get("seconds")}
+        evidence[label] = {
+            "status": answer.get("status"),
+            "seconds": answer.get("seconds"),
+            "body": str(answer.get("body", ""))[:300],
+        }
         if running.note:
             evidence[label]["note"] = running.note
         if answer.get("status") != 200:
@@ -665,13 +693,23 @@ def check_reject(session: Session, check: catalog.Check) -> Outcome:
     running = session.service()
     if running.url is None:
         return _failed(str(running.problem))
-    file = check.file or "notes.txt"
-    answer = _post_file(session, running.url, check, file)
+    if check.json_file:
+        file, what = check.json_file, check.json_file
+        if not session.target.exists(file):
+            answer: dict[str, Any] = {"error": f"{file} is not in your lab directory"}
+        else:
+            answer = session.http(
+                "POST", running.url + check.path, "--json-file", f"{session.target.workdir}/{file}"
+            )
+    else:
+        file = check.file or "notes.txt"
+        what = f"{file} (not an image)"
+        answer = _post_file(session, running.url, check, file)
     status = answer.get("status")
-    evidence = {"status": status, "body": str(answer.get("body", ""))[:200]}
+    evidence = {"status": status, "body": str(answer.get("body", ""))[:300]}
     if status != check.expect_status:
         return _failed(
-            f"POST {check.path} with {file} (not an image) answered "
+            f"POST {check.path} with {what} answered "
             f"{status or answer.get('error')}, expected {check.expect_status}",
             **evidence,
         )
@@ -679,6 +717,69 @@ def check_reject(session: Session, check: catalog.Check) -> Outcome:
     if after.get("status") != 200:
         return _failed(f"after refusing {file} the service stopped answering", **evidence)
     return _passed(f"{file} refused with {status}; the service kept serving", **evidence)
+
+
+def check_generate(session: Session, check: catalog.Check) -> Outcome:
+    """POST ``json_file`` (a prompt, a seed, a width and a height): a PNG of that size;
+    the same request again gives the same picture (the seed decides the noise), and
+    another seed another picture (the seed is used, not ignored)."""
+    if not check.json_file:
+        return _error("lab.yml gives this check no json_file (the request)")
+    running = session.service()
+    if running.url is None:
+        return _failed(str(running.problem))
+    text = session.target.read_text(check.json_file)
+    if text is None:
+        return _failed(f"{check.json_file} is not in your lab directory")
+    try:
+        body = json.loads(text)
+        size = [int(body["width"]), int(body["height"])]
+        seed = int(body["seed"])
+    except (ValueError, TypeError, KeyError) as exc:
+        return _error(f"{check.json_file} must be a JSON object with width, height, seed ({exc})")
+    url = running.url + check.path
+
+    def post(request: dict[str, Any]) -> dict[str, Any]:
+        return session.http("POST", url, "--json", json.dumps(request), timeout=300)
+
+    first = post(body)
+    evidence: dict[str, Any] = {"status": first.get("status"), "seconds": first.get("seconds")}
+    if first.get("status") != 200:
+        detail = first.get("error") or f"HTTP {first.get('status')}: {first.get('body', '')}"
+        return _failed(f"POST {check.path} with {check.json_file}: {detail[:300]}", **evidence)
+    kind = first.get("headers", {}).get("content-type", "")
+    evidence.update(content_type=kind, png=first.get("png"), bytes=first.get("bytes"))
+    if "png" not in first:
+        return _failed(
+            f"POST {check.path} answered 200 with {kind or 'no content type'}, not a PNG "
+            "picture: return the image's bytes as image/png",
+            **evidence,
+        )
+    if first["png"] != size:
+        width, height = first["png"]
+        return _failed(
+            f"asked for {size[0]}x{size[1]}, got a {width}x{height} PNG: pass width and "
+            "height to the pipeline",
+            **evidence,
+        )
+    again = post(body)
+    other = post({**body, "seed": seed + 1})
+    evidence["warm_seconds"] = again.get("seconds")
+    if again.get("sha256") != first["sha256"]:
+        return _failed(
+            f"the same request (seed {seed}) gave a different picture the second time: make "
+            "the noise from the seed (a torch.Generator seeded with it)",
+            **evidence,
+        )
+    if other.get("status") == 200 and other.get("sha256") == first["sha256"]:
+        return _failed(
+            f"seeds {seed} and {seed + 1} gave the same picture: the seed is ignored", **evidence
+        )
+    return _passed(
+        f"a {size[0]}x{size[1]} PNG in {first.get('seconds')}s (again {again.get('seconds')}s,"
+        " the same picture); another seed, another picture",
+        **evidence,
+    )
 
 
 def _service_spec(session: Session) -> catalog.ImageSpec | None:
@@ -1911,6 +2012,7 @@ KINDS: dict[str, Callable[[Session, catalog.Check], Outcome]] = {
     "health": check_health,
     "predict": check_predict,
     "reject": check_reject,
+    "generate": check_generate,
     "size": check_size,
     "size_reduction": check_size_reduction,
     "layer_reuse": check_layer_reuse,

@@ -15,6 +15,7 @@ of ours. Subcommands:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import mimetypes
 import os
@@ -32,6 +33,7 @@ import urllib.request
 import zlib
 
 BODY_LIMIT = 65536
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def random_png(size: int, seed: int) -> bytes:
@@ -45,7 +47,7 @@ def random_png(size: int, seed: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n"
+        PNG_SIGNATURE
         + chunk(b"IHDR", header)
         + chunk(b"IDAT", zlib.compress(rows))
         + chunk(b"IEND", b"")
@@ -95,12 +97,17 @@ def http(args: argparse.Namespace) -> dict:
         status, headers, raw = exc.code, exc.headers, exc.read()
     except (OSError, urllib.error.URLError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "seconds": time.monotonic() - started}
-    return {
+    answer = {
         "status": status,
         "headers": {key.lower(): value for key, value in headers.items()},
         "body": raw[:BODY_LIMIT].decode("utf-8", "replace"),
         "seconds": round(time.monotonic() - started, 3),
+        "bytes": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
     }
+    if raw[:8] == PNG_SIGNATURE and raw[12:16] == b"IHDR":  # a picture: its size
+        answer["png"] = list(struct.unpack(">II", raw[16:24]))
+    return answer
 
 
 def elapsed(started: float) -> float:
