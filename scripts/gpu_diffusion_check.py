@@ -34,10 +34,10 @@ def free_port() -> int:
 
 def call(url: str, body: dict[str, Any] | None = None, timeout: float = 300) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")  # noqa: S310
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
             return answer.status, answer.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -65,7 +65,7 @@ def measure(device: str, model_dir: Path, sizes: list[int], count: int) -> dict[
         "LOG_LEVEL": "warning",
     }
     started = time.monotonic()
-    server = subprocess.Popen([sys.executable, "-m", "app"], env=env, cwd=LAB)  # noqa: S603
+    server = subprocess.Popen([sys.executable, "-m", "app"], env=env, cwd=LAB)
     base = f"http://127.0.0.1:{port}"
     result: dict[str, Any] = {"device": device}
     try:
@@ -126,7 +126,7 @@ def main() -> int:
     sizes = [int(size) for size in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="tiny-") as scratch:
         model_dir = Path(scratch) / "tiny"
-        made = subprocess.run(  # noqa: S603
+        made = subprocess.run(
             [sys.executable, "-m", "app.tiny", str(model_dir)],
             env={**os.environ, "PYTHONPATH": str(LAB)}, cwd=LAB, check=False,
         )  # fmt: skip
