@@ -21,10 +21,12 @@ Measured here (each is one real run, not a mock):
   * aws: `cloud up --provider aws` of 100 VMs, a second up, and down, against moto's EC2
     (with the tests' Service Quotas server), and again with one of the two zones full:
     seconds, API calls, concurrency (the lab cloud's `cloud up` above is the comparison
-    for the time to SSH).
+    for the time to SSH);
+  * gcp, azure: the same against the tests' local Compute Engine and Resource Manager
+    servers, through google-cloud-compute and azure-mgmt-compute/-network.
 Cohorts run in a private state directory, so they never disturb `make demo`'s.
 `python scripts/bench.py --only labs` runs one section (cloud, site, registries, labs,
-grade, aws).
+grade, aws, gcp, azure).
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ def timed(function: Callable[[], T]) -> tuple[T, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["cloud", "site", "registries", "labs", "grade", "aws"])
+    parser.add_argument(
+        "--only",
+        choices=["cloud", "site", "registries", "labs", "grade", "aws", "gcp", "azure"],
+    )
     only = parser.parse_args().only
     os.environ["WORKSHOP_STATE_DIR"] = tempfile.mkdtemp(prefix="workshop-bench-")
     # Imported after WORKSHOP_STATE_DIR is set, so the bench never touches state/.
@@ -84,6 +89,16 @@ def main() -> int:
         rows += bench_grade(console, client)
     if only in (None, "aws"):
         rows += bench_aws(console)
+    # The clouds' benches live beside this file (each starts its cloud's local fake).
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if only in (None, "gcp"):
+        from bench_clouds_gcp import bench_gcp
+
+        rows += bench_gcp(console)
+    if only in (None, "azure"):
+        from bench_clouds_azure import bench_azure
+
+        rows += bench_azure(console)
 
     table = Table(title=f"Lab cloud, provisioning and registry benchmark ({os.cpu_count()} cores)")
     table.add_column("measure")

@@ -82,9 +82,11 @@ def banner_answers(host: str, wait_seconds: float, *, port: int = 22) -> bool:
     known, so nothing is trusted by it."""
     deadline = time.monotonic() + wait_seconds
     while True:
+        # Never past the caller's deadline: a silent address costs what it allows.
+        budget = max(0.1, min(CONNECT_TIMEOUT, deadline - time.monotonic()))
         try:
-            with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as sock:
-                sock.settimeout(CONNECT_TIMEOUT)
+            with socket.create_connection((host, port), timeout=budget) as sock:
+                sock.settimeout(budget)
                 if sock.recv(64).startswith(b"SSH-"):
                     return True
         except OSError:

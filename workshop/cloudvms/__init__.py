@@ -5,7 +5,8 @@ zones, quota) and what it costs, creates what is missing, waits for SSH, and wri
 cohort's inventory in the shape the lab cloud writes (README, "Real VMs"), so
 ``ansible-playbook site.yml`` and every ``workshop`` command run unchanged.
 ``state/<cohort>/cloud.json`` remembers the provider and the cohort file for ``status``
-and ``down``. Providers: AWS (``aws``). GCP and Azure are not written yet.
+and ``down``. Providers: AWS EC2 (``aws``), Google Compute Engine (``gcp``) and Azure
+(``azure``), each in its own module with the cloud's own SDK.
 """
 
 from __future__ import annotations

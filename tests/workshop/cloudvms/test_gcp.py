@@ -1,0 +1,490 @@
+"""A cohort's VMs in Google Compute Engine, against a local server speaking Compute
+Engine's REST API (tests/fakes/gce.py), reached by the real google-cloud-compute client
+with a service-account key from the standard chain (GOOGLE_APPLICATION_CREDENTIALS) and
+the endpoint from WORKSHOP_GCP_ENDPOINT. The fake can fill a zone, lower a quota and
+throttle. SSH: its addresses have no machine behind them, so the probe is given."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import google.api_core.exceptions as gexc
+import google.auth.compute_engine._metadata
+import google.oauth2.credentials
+import pytest
+import yaml
+from google.cloud import compute_v1
+
+from tests.conftest import WORKSHOP, environment, unique_cohort
+from tests.fakes.gce import PROJECT, REGION, GceServer
+from workshop.cloudvms import gcp, spec
+from workshop.errors import WorkshopError
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK6Q7BR7UqrYNZLSHWTzYtsv/o29zMRYlECOE28BG/4p admin@x\n"
+ZONES = ["us-central1-a", "us-central1-b", "us-central1-c"]
+PLENTY = {"CPUS": 4096.0, "G2_CPUS": 4096.0, "NVIDIA_T4_GPUS": 1024.0, "NVIDIA_L4_GPUS": 1024.0}
+
+
+@pytest.fixture(scope="module")
+def clouds(tmp_path_factory):
+    fake = GceServer().start()
+    fake.limits.update(PLENTY)
+    fake.gpus_all_regions = 1024.0
+    directory = tmp_path_factory.mktemp("gcp")
+    (directory / "admin.pub").write_text(KEY)
+    env = {
+        "GOOGLE_APPLICATION_CREDENTIALS": str(fake.service_account_key(directory)),
+        "WORKSHOP_GCP_ENDPOINT": fake.endpoint,
+    }
+    with environment(env):
+        yield {"fake": fake, "dir": directory, "env": env}
+    fake.stop()
+
+
+@pytest.fixture
+def fake(clouds) -> Iterator[GceServer]:
+    yield clouds["fake"]
+    clouds["fake"].limits.update(PLENTY)
+    clouds["fake"].gpus_all_regions = 1024.0
+    clouds["fake"].full.clear()
+    clouds["fake"].throttle = 0
+
+
+def cohort_file(clouds, **overrides: Any) -> Path:
+    content = {
+        "provider": "gcp",
+        "region": REGION,
+        "zones": ZONES[:2],
+        "instance_types": ["n1-standard-4", "n1-standard-8"],
+        "gpu_type": "nvidia-tesla-t4",
+        "image": "ubuntu-24.04",
+        "disk_gb": 120,
+        "ssh_public_key": str(clouds["dir"] / "admin.pub"),
+        "allow_from": ["203.0.113.0/24"],
+        "lab_ports": [8000, 8080],
+        "hours": 8,
+        "expires_at": "2026-12-01T18:00:00Z",
+        "prices": {"n1-standard-4": 0.54, "n1-standard-8": 0.73},
+        **overrides,
+    }
+    path = clouds["dir"] / f"cohort-{unique_cohort('f')}.yml"
+    path.write_text(yaml.safe_dump(content))
+    return path
+
+
+def cloud_for(clouds, **overrides: Any) -> gcp.GcpCloud:
+    return gcp.GcpCloud(spec.load(cohort_file(clouds, **overrides)))
+
+
+def labelled(fake: GceServer, cohort: str) -> dict[str, list[str]]:
+    """The cohort's instances and disks (by label) and firewall rules (by name)."""
+    with fake.lock:
+        return {
+            "instances": sorted(
+                f"{zone}/{name}"
+                for (zone, name), i in fake.instances.items()
+                if i["labels"].get("workshop-cohort") == cohort
+            ),
+            "disks": sorted(
+                name
+                for (_, name), d in fake.disks.items()
+                if d["labels"].get("workshop-cohort") == cohort
+            ),
+            "firewalls": sorted(name for name in fake.firewalls if cohort in name),
+        }
+
+
+NOTHING: dict[str, list[str]] = {"instances": [], "disks": [], "firewalls": []}
+
+
+def everything(fake: GceServer) -> dict[str, set[Any]]:
+    with fake.lock:
+        return {
+            "instances": set(fake.instances),
+            "disks": set(fake.disks),
+            "firewalls": set(fake.firewalls),
+        }
+
+
+def answers(_ip: str, _timeout: float) -> bool:
+    return True
+
+
+def test_the_plan_says_what_the_cohort_needs_has_and_costs(clouds, fake):
+    plan = cloud_for(clouds, zones=ZONES).plan(3)
+    assert plan.fits, plan.problems
+    assert (plan.instance_type, plan.vcpus_per_vm, plan.gpus_per_vm) == ("n1-standard-4", 4, 1)
+    assert (plan.quota_code, plan.quota_vcpus, plan.needed_vcpus) == ("CPUS", 4096.0, 12)
+    assert plan.offered["n1-standard-4"] == ZONES
+    assert plan.image.endswith(
+        "/projects/ubuntu-os-cloud/global/images/ubuntu-2404-noble-amd64-v20261120"
+    )
+    assert plan.total_usd == round(3 * 0.54 * 8, 2)
+    # A type with its GPU built in: only where the zone offers that GPU (no L4 in -c).
+    built_in = cloud_for(
+        clouds, zones=ZONES, instance_types=["g2-standard-4"], gpu_type=None, image="ubuntu-22.04"
+    ).plan(2)
+    assert built_in.fits, built_in.problems
+    assert built_in.offered["g2-standard-4"] == ZONES[:2]
+    assert (built_in.gpus_per_vm, built_in.quota_code) == (1, "G2_CPUS")
+    assert "ubuntu-2204" in built_in.image
+
+
+def test_a_cohort_over_the_quota_is_refused_with_the_numbers_and_nothing_is_made(clouds, fake):
+    cohort = unique_cohort("quota")
+    cloud = cloud_for(clouds)
+    used = cloud.plan(1).used_vcpus  # what other tests left running in the region
+    fake.limits["CPUS"] = used + 8.0
+    before = everything(fake)
+    with pytest.raises(WorkshopError) as refused:
+        cloud.up(cohort, ["student01", "student02", "student03"], ssh_probe=answers)
+    message = str(refused.value)
+    assert "needs 12 vCPUs of the quota CPUS in us-central1" in message
+    assert f"8 are free ({used + 8} in the quota, {used} in use)" in message
+    assert f"request at least {used + 12}" in message
+    assert "gcloud compute regions describe us-central1" in message
+    assert everything(fake) == before
+
+
+def test_a_new_projects_zero_gpu_quotas_are_named(clouds, fake):
+    fake.limits["NVIDIA_T4_GPUS"] = 0.0
+    fake.gpus_all_regions = 0.0
+    plan = cloud_for(clouds).plan(2)
+    assert not plan.fits
+    regional, global_ = plan.problems
+    assert "needs 2 GPUs of the quota NVIDIA_T4_GPUS in us-central1" in regional
+    assert "needs 2 GPUs of the quota GPUS_ALL_REGIONS of the project" in global_
+    used = int(fake.gpus_in_use())
+    assert f"0 are free (0 in the quota, {used} in use)" in global_
+    for problem in plan.problems:
+        assert "new projects start at 0 GPUs" in problem
+    fake.limits["NVIDIA_T4_GPUS"] = 1024.0  # the region's raised, the project's still 0
+    before = everything(fake)
+    with pytest.raises(WorkshopError, match="GPUS_ALL_REGIONS"):
+        cloud_for(clouds).up(unique_cohort("gpu"), ["student01"], ssh_probe=answers)
+    assert everything(fake) == before
+
+
+def test_a_second_up_counts_the_cohorts_own_vms_once(clouds, fake):
+    cohort = unique_cohort("twice")
+    cloud = cloud_for(clouds)
+    used = cloud.plan(1).used_vcpus
+    fake.limits["CPUS"] = used + 8.0  # room for exactly two
+    cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    again = cloud.plan(2, cohort)
+    more = cloud.plan(3, cohort)
+    assert again.fits, again.problems
+    assert again.needed_vcpus == 0
+    assert not more.fits, "a third student does not fit"
+
+
+def test_an_unknown_zone_a_zone_of_another_region_and_a_missing_image_are_named(clouds, fake):
+    missing = "projects/ubuntu-os-cloud/global/images/ubuntu-1804-bionic-v2020"
+    plan = cloud_for(clouds, zones=["us-central1-a", "us-central1-z"], image=missing).plan(2)
+    assert not plan.fits
+    assert plan.offered["n1-standard-4"] == ["us-central1-a"]
+    assert any("ubuntu-1804-bionic-v2020 does not exist" in p for p in plan.problems)
+    assert any("zone us-central1-z does not exist" in p for p in plan.problems)
+    nowhere = cloud_for(clouds, zones=["us-central1-z", "europe-west1-b"]).plan(1)
+    assert any(
+        "none of n1-standard-4, n1-standard-8 with nvidia-tesla-t4" in p for p in nowhere.problems
+    )
+    assert any("europe-west1-b is not in region us-central1" in p for p in nowhere.problems)
+    mixed = cloud_for(clouds, allow_from=["203.0.113.0/24", "2001:db8::/32"]).plan(1)
+    assert any("mixes IPv4 and IPv6" in p for p in mixed.problems)
+
+
+def test_up_makes_one_labelled_vm_per_student_and_a_second_up_adds_none(clouds, fake):
+    cohort = unique_cohort("up")
+    cloud = cloud_for(clouds)
+    students = ["student01", "student02", "student03"]
+    first = cloud.up(cohort, students, ssh_probe=answers)
+    assert first.ready, first.failed
+    assert sorted(first.created) == students
+    assert first.security_group == f"workshop-{cohort}-ssh"
+    made = labelled(fake, cohort)
+    assert made["instances"] == [f"us-central1-a/{cohort}-{s}" for s in students]
+    assert len(made["disks"]) == 3
+    for vm in first.vms:
+        assert vm.state == "RUNNING"
+        assert vm.public_ip
+        assert vm.public_ip.startswith("198.18.")
+        instance = fake.instances[("us-central1-a", f"{cohort}-{vm.student}")]
+        assert instance["labels"] == {
+            "workshop-cohort": cohort,
+            "workshop-student": vm.student,
+            "workshop-expires": "2026-12-01t18-00-00z",
+        }
+        assert instance["metadata"]["items"] == [
+            {"key": "ssh-keys", "value": f"ubuntu:{KEY.strip()}"}
+        ]
+        assert instance["tags"]["items"] == [f"workshop-{cohort}"]
+        assert instance["scheduling"]["onHostMaintenance"] == "TERMINATE"
+        [gpu] = instance["guestAccelerators"]
+        assert gpu["acceleratorType"].endswith("/acceleratorTypes/nvidia-tesla-t4")
+        assert instance["disks"][0]["diskSizeGb"] == "120"
+    rule = fake.firewalls[f"workshop-{cohort}-ssh"]
+    assert rule["sourceRanges"] == ["203.0.113.0/24"]
+    assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": ["22", "8000", "8080"]}]
+    assert rule["targetTags"] == [f"workshop-{cohort}"]
+    inserts = len(fake.inserts)
+    second = cloud.up(cohort, students, ssh_probe=answers)
+    assert second.created == []
+    assert len(fake.inserts) == inserts, "no insert for VMs that exist"
+    assert labelled(fake, cohort) == made
+
+
+def test_a_vm_removed_by_hand_is_made_again_alone_and_a_changed_rule_mended(clouds, fake):
+    cohort = unique_cohort("again")
+    cloud = cloud_for(clouds)
+    cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    with fake.lock:
+        fake.delete_instance("us-central1-a", f"{cohort}-student02")
+        fake.firewalls[f"workshop-{cohort}-ssh"]["sourceRanges"] = ["0.0.0.0/0"]
+    second = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    assert second.created == ["student02"]
+    assert len(labelled(fake, cohort)["instances"]) == 2
+    assert fake.firewalls[f"workshop-{cohort}-ssh"]["sourceRanges"] == ["203.0.113.0/24"]
+
+
+def test_a_full_zone_moves_on_to_the_next_zone_then_type_and_a_full_region_is_named(clouds, fake):
+    cloud = cloud_for(clouds)
+    fake.full = {("us-central1-a", None)}
+    moved = cloud.up(unique_cohort("zone"), ["student01"], ssh_probe=answers)
+    assert [(vm.zone, vm.instance_type) for vm in moved.vms] == [("us-central1-b", "n1-standard-4")]
+    fake.full = {("us-central1-a", "n1-standard-4"), ("us-central1-b", "n1-standard-4")}
+    other = cloud.up(unique_cohort("type"), ["student01"], ssh_probe=answers)
+    assert [(vm.zone, vm.instance_type) for vm in other.vms] == [("us-central1-a", "n1-standard-8")]
+    fake.full = {("us-central1-a", None), ("us-central1-b", None)}
+    cohort = unique_cohort("full")
+    before = everything(fake)
+    full = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    after = everything(fake)
+    assert {kind: after[kind] - before[kind] for kind in after} == {
+        "instances": set(),
+        "disks": set(),
+        "firewalls": {f"workshop-{cohort}-ssh"},
+    }, "the failed run made nothing but the cohort's rule"
+    assert not full.ready
+    assert set(full.failed) == {"student01", "student02"}
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in full.failed["student01"]
+    assert "n1-standard-8 in us-central1-b" in full.failed["student01"]
+    fake.full.clear()
+    completed = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    assert sorted(completed.created) == ["student01", "student02"]
+
+
+def test_a_quota_refusal_at_creation_stops_without_trying_other_zones(clouds, fake):
+    cohort = unique_cohort("late")
+    cloud = cloud_for(clouds)
+    plan = cloud.plan(1, cohort)  # it fitted a moment ago; then someone else took the GPUs
+    fake.limits["NVIDIA_T4_GPUS"] = 0.0
+    inserts = len(fake.inserts)
+    report = cloud.up(cohort, ["student01"], ssh_probe=answers, plan=plan)
+    assert report.failed["student01"].startswith("QUOTA_EXCEEDED: Quota 'NVIDIA_T4_GPUS' exceeded")
+    assert len(fake.inserts) == inserts + 1
+    assert labelled(fake, cohort)["instances"] == []
+
+
+def test_throttled_calls_are_backed_off_and_retried(clouds, fake, monkeypatch):
+    cohort = unique_cohort("slow")
+    monkeypatch.setattr(gcp, "BACKOFF", 0.05)  # 0.05, 0.1, 0.2 s instead of 0.5, 1, 2
+    fake.throttle = 3
+    report = cloud_for(clouds).up(cohort, ["student01"], ssh_probe=answers)
+    assert fake.throttled >= 3
+    assert report.ready, report.failed
+    assert len(labelled(fake, cohort)["instances"]) == 1
+
+
+def test_a_students_second_vm_from_two_ups_at_once_is_removed(clouds, fake):
+    cohort = unique_cohort("dup")
+    cloud = cloud_for(clouds)
+    first = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    keep = next(vm for vm in first.vms if vm.student == "student01")
+    with fake.lock:  # what a second `up` running at once made in the next zone
+        body = json.loads(
+            compute_v1.Instance.to_json(
+                cloud._body(cohort, "student01", "n1-standard-4", "us-central1-b", first.plan.image)
+            )
+        )
+        fake.insert_instance("us-central1-b", body)
+    again = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    kept = [vm for vm in again.vms if vm.student == "student01"]
+    assert [(vm.instance_id, vm.zone) for vm in kept] == [(keep.instance_id, keep.zone)]
+    assert again.duplicates_removed == [f"{cohort}-student01 in us-central1-b"]
+    assert len(again.vms) == 2
+
+
+def test_a_stopped_vm_is_named_not_waited_for(clouds, fake):
+    cohort = unique_cohort("stopped")
+    cloud = cloud_for(clouds)
+    cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    with fake.lock:
+        fake.instances[("us-central1-a", f"{cohort}-student02")]["status"] = "TERMINATED"
+    again = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    assert again.seconds < 10, "the stopped VM was waited for"
+    assert not again.ready
+    assert {vm.student: (vm.state, vm.ssh_ok) for vm in again.vms} == {
+        "student01": ("RUNNING", True),
+        "student02": ("TERMINATED", False),
+    }
+
+
+def test_a_vm_that_never_answers_ssh_is_named(clouds, fake):
+    silent: set[str] = set()
+
+    def probe(ip: str, _timeout: float) -> bool:
+        if not silent:
+            silent.add(ip)
+        return ip not in silent
+
+    report = cloud_for(clouds).up(unique_cohort("ssh"), ["student01", "student02"], ssh_probe=probe)
+    assert not report.ready
+    assert sorted(bool(vm.ssh_ok) for vm in report.vms) == [False, True]
+
+
+def test_down_removes_exactly_the_cohort_and_a_leftover_disk_and_is_safe_to_repeat(clouds, fake):
+    cloud = cloud_for(clouds)
+    kept, removed = unique_cohort("kept"), unique_cohort("gone")
+    cloud.up(kept, ["student01"], ssh_probe=answers)
+    cloud.up(removed, ["student01", "student02"], ssh_probe=answers)
+    image = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"
+    with fake.lock:  # someone's own VM, unlabelled, and a disk a VM without auto-delete left
+        fake.insert_instance(
+            "us-central1-a",
+            {
+                "name": f"{removed}-mine",
+                "machineType": "zones/us-central1-a/machineTypes/n1-standard-4",
+                "disks": [{"boot": True, "initializeParams": {"sourceImage": image}}],
+            },
+        )
+        fake.disks[("us-central1-b", f"{removed}-data")] = {
+            **fake.disks[next(k for k in fake.disks if k[1] == f"{removed}-student01")],
+            "name": f"{removed}-data",
+            "zone": fake.link("zones/us-central1-b"),
+            "users": [],
+        }
+    before = labelled(fake, kept)
+    report = cloud.down(removed)
+    assert sorted(report.terminated) == [f"{removed}-student01", f"{removed}-student02"]
+    assert report.other == [f"firewall workshop-{removed}-ssh"]
+    assert report.volumes == [f"{removed}-data"]
+    assert report.left == []
+    assert labelled(fake, removed) == NOTHING
+    assert labelled(fake, kept) == before
+    assert ("us-central1-a", f"{removed}-mine") in fake.instances, "an unlabelled VM stays"
+    again = cloud.down(removed)
+    assert (again.terminated, again.other, again.volumes, again.left) == ([], [], [], [])
+
+
+@pytest.mark.parametrize("cohort", ["Nov_2026", "x" * 60, "2026-nov"])
+def test_a_cohort_name_compute_engine_refuses_is_refused_before_anything_is_made(
+    clouds, fake, cohort
+):
+    before, inserts = everything(fake), len(fake.inserts)
+    with pytest.raises(WorkshopError) as refused:
+        cloud_for(clouds).up(cohort, ["student01"], ssh_probe=answers)
+    assert f"cohort {cohort!r}" in str(refused.value)
+    assert everything(fake) == before
+    assert len(fake.inserts) == inserts
+
+
+def test_without_credentials_or_project_or_with_a_bad_token_the_fix_is_named(
+    clouds, fake, tmp_path, monkeypatch
+):
+    config = spec.load(cohort_file(clouds))
+    with monkeypatch.context() as bare:
+        bare.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+        bare.setenv("CLOUDSDK_CONFIG", str(tmp_path))  # no gcloud ADC file
+        bare.setattr(google.auth.compute_engine._metadata, "_NO_GCE_CHECK", True)
+        with pytest.raises(WorkshopError) as refused:
+            gcp.GcpCloud(config)
+    assert "gcp: no Google credentials" in str(refused.value)
+    assert "gcloud auth application-default login" in str(refused.value)
+    stranger = google.oauth2.credentials.Credentials(token="ya29.not-from-google")
+    with pytest.raises(WorkshopError) as project:
+        gcp.GcpCloud(config, credentials=stranger)
+    assert "`project:` in the cohort file" in str(project.value)
+    with_project = spec.load(cohort_file(clouds, project=PROJECT))
+    with pytest.raises(WorkshopError) as bad:
+        gcp.GcpCloud(with_project, credentials=stranger).plan(1)
+    assert "Google refused the credentials" in str(bad.value)
+    assert "ya29.not-from-google" not in str(bad.value)
+
+
+def test_the_fake_refuses_what_compute_engine_refuses(clouds, fake):
+    """The real client against the fake: GPUs without TERMINATE, bad labels and names, an
+    unknown project, a duplicate."""
+    cloud = cloud_for(clouds)
+    body = cloud._body(
+        "refuse-me", "student01", "n1-standard-4", "us-central1-a", gcp.UBUNTU_PROJECT
+    )
+    body.disks[
+        0
+    ].initialize_params.source_image = (
+        "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"
+    )
+    client = cloud.instances
+
+    def insert(project: str = PROJECT, **changes: Any) -> Any:
+        resource = compute_v1.Instance.from_json(compute_v1.Instance.to_json(body))
+        for field, value in changes.items():
+            setattr(resource, field, value)
+        return client.insert(project=project, zone="us-central1-a", instance_resource=resource)
+
+    with pytest.raises(gexc.BadRequest, match="do not support live migration"):
+        insert(scheduling=compute_v1.Scheduling(on_host_maintenance="MIGRATE"))
+    with pytest.raises(gexc.BadRequest, match=r"resource\.labels"):
+        insert(labels={"workshop-cohort": "Nov 2026"})
+    with pytest.raises(gexc.BadRequest, match=r"Invalid value for field 'resource\.name'"):
+        insert(name="Refuse_me")
+    with pytest.raises(gexc.NotFound, match="projects/someone-else"):
+        insert(project="someone-else")
+    with pytest.raises(gexc.BadRequest, match="Unknown zone"):
+        client.get(project=PROJECT, zone="us-central1-z", instance="x")
+    insert()
+    with pytest.raises(gexc.Conflict, match="already exists"):
+        insert()
+    with fake.lock:
+        fake.delete_instance("us-central1-a", "refuse-me-student01")
+
+
+def test_the_cli_creates_writes_the_inventory_reports_ssh_and_removes(clouds, state_root):
+    """Through `workshop cloud up --provider gcp` as the instructor runs it; the fake's
+    addresses answer no SSH, so each VM is named and the exit status is 1."""
+    cohort = unique_cohort("cli")
+    config = cohort_file(clouds)
+    env = {**os.environ, **clouds["env"], "WORKSHOP_STATE_DIR": str(state_root)}
+
+    def workshop(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(WORKSHOP), "cloud", *args], capture_output=True, text=True, env=env, check=False
+        )
+
+    up = workshop(
+        "up", "--provider", "gcp", "--config", str(config), "--cohort", cohort,
+        "--students", "2", "--ssh-timeout", "1", "--json",
+    )  # fmt: skip
+    assert up.returncode == 1, up.stderr
+    report = json.loads(up.stdout)
+    assert report["plan"]["total_usd"] == round(2 * 0.54 * 8, 2)
+    assert report["security_group"] == f"workshop-{cohort}-ssh"
+    assert [vm["ssh_ok"] for vm in report["vms"]] == [False, False]
+    assert "no SSH answer: student01, student02" in up.stderr
+    inventory = yaml.safe_load((state_root / cohort / "inventory.yml").read_text())
+    hosts = inventory["all"]["children"]["student_vms"]["hosts"]
+    assert sorted(hosts) == ["student-01", "student-02"]
+    assert all(host["ansible_host"].startswith("198.18.") for host in hosts.values())
+    assert inventory["all"]["vars"]["ansible_ssh_private_key_file"] == str(clouds["dir"] / "admin")
+    status = workshop("status", "--cohort", cohort, "--json")
+    assert [vm["student"] for vm in json.loads(status.stdout)] == ["student01", "student02"]
+    down = workshop("down", "--cohort", cohort)
+    assert down.returncode == 0, down.stderr
+    assert "2 instances" in down.stdout
+    assert f"firewall workshop-{cohort}-ssh" in down.stdout
+    assert labelled(clouds["fake"], cohort) == NOTHING

@@ -1,0 +1,42 @@
+"""`cloud up --provider azure` against real Azure, when asked for: it costs money.
+
+Set WORKSHOP_LIVE_AZURE=1, credentials DefaultAzureCredential finds (`az login`, or a
+service principal's AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET), and
+WORKSHOP_LIVE_AZURE_COHORT (a cohort file with `provider: azure` whose subscription's quota
+holds one VM). The test plans one VM, makes it, waits for its SSH banner, then removes
+everything the cohort tag names and checks nothing is left. Otherwise it is skipped,
+saying what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+from workshop import ssh
+from workshop.cloudvms import spec
+
+
+def test_one_vm_up_answers_ssh_and_down_leaves_nothing():
+    if os.environ.get("WORKSHOP_LIVE_AZURE") != "1":
+        pytest.skip("live azure VM test: set WORKSHOP_LIVE_AZURE=1 with credentials to run it")
+    config = os.environ.get("WORKSHOP_LIVE_AZURE_COHORT")
+    if not config:
+        pytest.skip("live azure VM test: set WORKSHOP_LIVE_AZURE_COHORT to a cohort file")
+    from workshop.cloudvms import azure  # the Azure SDKs take seconds to import
+
+    cloud = azure.AzureCloud(spec.load(Path(config)))
+    cohort = f"kit-live-{secrets.token_hex(3)}"
+    plan = cloud.plan(1, cohort)
+    assert plan.fits, plan.problems
+    try:
+        report = cloud.up(cohort, ["student01"], ssh_probe=ssh.banner_answers, ssh_timeout=600)
+        assert report.ready, (report.failed, report.vms)
+        assert cloud.vms(cohort)[0].public_ip
+    finally:
+        removed = cloud.down(cohort)
+    assert removed.left == []
+    assert cloud.vms(cohort) == []

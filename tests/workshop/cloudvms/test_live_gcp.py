@@ -1,0 +1,43 @@
+"""`cloud up --provider gcp` against real Compute Engine, when asked for: it costs money.
+
+Set WORKSHOP_LIVE_GCP=1, Google credentials of the standard chain (`gcloud auth
+application-default login`, or GOOGLE_APPLICATION_CREDENTIALS), and WORKSHOP_LIVE_GCP_COHORT
+(a cohort file with `provider: gcp`, see inventory/cloud-cohort.example.yml, whose quotas
+hold one VM). The test plans one VM, makes it, waits for its SSH banner, then removes
+everything the cohort label (and the cohort's firewall rule name) names and checks nothing
+is left. Otherwise it is skipped, saying what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+from workshop import ssh
+from workshop.cloudvms import spec
+
+
+def test_one_vm_up_answers_ssh_and_down_leaves_nothing():
+    if os.environ.get("WORKSHOP_LIVE_GCP") != "1":
+        pytest.skip("live gcp VM test: set WORKSHOP_LIVE_GCP=1 with credentials to run it")
+    config = os.environ.get("WORKSHOP_LIVE_GCP_COHORT")
+    if not config:
+        pytest.skip("live gcp VM test: set WORKSHOP_LIVE_GCP_COHORT to a cohort file")
+    from workshop.cloudvms import gcp  # the SDK takes seconds to import: only when run
+
+    cloud = gcp.GcpCloud(spec.load(Path(config)))
+    cohort = f"kit-live-{secrets.token_hex(3)}"
+    plan = cloud.plan(1, cohort)
+    assert plan.fits, plan.problems
+    try:
+        report = cloud.up(cohort, ["student01"], ssh_probe=ssh.banner_answers, ssh_timeout=600)
+        assert report.ready, (report.failed, report.vms)
+        assert cloud.vms(cohort)[0].public_ip
+    finally:
+        removed = cloud.down(cohort)
+    assert removed.left == []
+    assert cloud.vms(cohort) == []
+    assert cloud.down(cohort).other == [], "the firewall rule is gone"

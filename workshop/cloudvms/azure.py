@@ -1,0 +1,816 @@
+"""A cohort's VMs in Azure (azure-mgmt-compute, -network, -resource): planned, created,
+listed and removed by their tag.
+
+Before anything is made, ``plan`` checks what would stop the class: the image exists, the
+VM sizes are offered to the subscription in the cohort's zones (resource SKUs and their
+restrictions), and the location's vCPU quotas (the size's family and Total Regional vCPUs)
+hold the cohort next to what already runs. ``up`` then makes, in the cohort's resource
+group, one virtual network, one network security group (SSH and the labs' ports, from
+``allow_from``) and, per student, a static Standard public IP, a network interface and a VM
+``<cohort>-<login>`` with SSH key login only, each tagged ``workshop-cohort=<cohort>`` and
+``workshop-student=<login>``, trying the zones and sizes in the cohort file's order when
+Azure has no capacity. A second ``up`` finds what the first made by those tags and only
+adds what is missing. ``down`` removes exactly what carries the cohort's tag, in the order
+Azure lets go of it (VMs, NICs, public IPs, leftover disks, NSG, VNet, then the resource
+group when the kit made it and it is empty).
+
+Credentials come from azure-identity's DefaultAzureCredential (environment service
+principal, workload or managed identity, ``az login``); the subscription from the cohort
+file's ``subscription_id`` or AZURE_SUBSCRIPTION_ID; the endpoint from
+WORKSHOP_AZURE_ENDPOINT when set (the tests' local ARM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+)
+from azure.identity import CredentialUnavailableError, DefaultAzureCredential
+from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.compute import models as compute_models
+from azure.mgmt.network import NetworkManagementClient
+from azure.mgmt.network import models as network_models
+from azure.mgmt.resource.resources import ResourceManagementClient
+
+from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
+from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
+from workshop.errors import WorkshopError
+
+ARM_SCOPE = "https://management.azure.com/.default"
+ENDPOINT_VARIABLE = "WORKSHOP_AZURE_ENDPOINT"
+# Canonical's marketplace images: (publisher, offer, sku).
+UBUNTU_IMAGES = {
+    "22.04": ("Canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2"),
+    "24.04": ("Canonical", "ubuntu-24_04-lts", "server"),
+}
+# Azure has no room for this size in this zone now: try the next zone, then the next size.
+CAPACITY_ERRORS = {
+    "SkuNotAvailable",
+    "AllocationFailed",
+    "ZonalAllocationFailed",
+    "OverconstrainedAllocationRequest",
+    "OverconstrainedZonalAllocationRequest",
+}
+REGIONAL_USAGE = "cores"  # the usage entry "Total Regional vCPUs"
+# Linux VM names (and host names): 1-64 letters, digits and hyphens, no hyphen at either end.
+VM_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$")
+ADDRESS_SPACE = "10.42.0.0/16"
+SUBNET = "10.42.0.0/20"  # 4091 addresses: a cohort of any size
+SUBNET_NAME = "vms"
+SSH_PORT = 22
+SSH_PROBES_AT_ONCE = 64
+CREDENTIALS_FIX = (
+    "run `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (a "
+    "service principal), or use a managed identity"
+)
+
+
+def _code(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    return str(getattr(error, "code", "") or "")
+
+
+def _message(exc: HttpResponseError) -> str:
+    error = getattr(exc, "error", None)
+    return str(getattr(error, "message", "") or exc.message or exc)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, HttpResponseError):
+        return f"{_code(exc) or exc.status_code}: {_message(exc)}"
+    return str(exc)
+
+
+def vm_name(cohort: str, student: str) -> str:
+    return f"{cohort}-{student}"
+
+
+class AzureCloud:
+    def __init__(
+        self,
+        spec: CloudCohortSpec,
+        *,
+        credential: Any = None,
+        base_url: str | None = None,
+        ca_file: str | None = None,
+        polling_interval: float = 5.0,
+    ) -> None:
+        """``credential``, ``base_url`` and ``ca_file``: the tests' Entra ID and ARM."""
+        self.spec = spec
+        self.location = spec.region.lower()
+        self.subscription = spec.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID", "")
+        if not self.subscription:
+            raise WorkshopError(
+                "azure: no subscription: set `subscription_id:` in the cohort file or "
+                "AZURE_SUBSCRIPTION_ID (`az account show --query id -o tsv` prints yours)"
+            )
+        self.credential = credential or DefaultAzureCredential()
+        # Throttling (429) and 5xx answers are retried by azure-core, after Retry-After.
+        options: dict[str, Any] = {"polling_interval": polling_interval, "retry_total": 8}
+        endpoint = base_url or os.environ.get(ENDPOINT_VARIABLE)
+        if endpoint:
+            options.update(base_url=endpoint, credential_scopes=[ARM_SCOPE])
+        if ca_file:
+            options["connection_verify"] = ca_file
+        self.compute = ComputeManagementClient(self.credential, self.subscription, **options)
+        self.network = NetworkManagementClient(self.credential, self.subscription, **options)
+        self.resources = ResourceManagementClient(self.credential, self.subscription, **options)
+        self._key = ""  # the admin's public key and the image, read once per `up`
+        self._image: dict[str, str] = {}
+
+    def group(self, cohort: str) -> str:
+        return self.spec.resource_group or f"workshop-{cohort}"
+
+    def _call(self, what: str, function: Callable[[], Any]) -> Any:
+        """An API call whose refusal becomes one line naming what the kit was doing."""
+        try:
+            return function()
+        except (CredentialUnavailableError, ClientAuthenticationError) as exc:
+            if isinstance(exc, ClientAuthenticationError) and exc.status_code not in (None, 401):
+                raise WorkshopError(f"azure: cannot {what}: {_why(exc)}") from None
+            raise WorkshopError(
+                f"azure: no usable credentials to {what}: {CREDENTIALS_FIX}"
+            ) from None
+        except ServiceRequestError as exc:
+            raise WorkshopError(
+                f"azure: cannot reach Azure to {what}: {exc} (check the network)"
+            ) from None
+        except HttpResponseError as exc:
+            if _code(exc) == "SubscriptionNotFound":
+                raise WorkshopError(
+                    f"azure: subscription {self.subscription} not found: fix `subscription_id:` "
+                    "in the cohort file or AZURE_SUBSCRIPTION_ID (`az account list` shows yours)"
+                ) from None
+            if exc.status_code == 403:
+                raise WorkshopError(
+                    f"azure: permission denied to {what}: the identity needs the Contributor "
+                    f"role on subscription {self.subscription} (or on the resource group)"
+                ) from None
+            raise WorkshopError(f"azure: cannot {what}: {_why(exc)}") from None
+
+    def _safely(self, what: str, function: Callable[[], Any]) -> str | None:
+        """A clean-up call: None when it worked, else one line saying why not."""
+        try:
+            self._call(what, function)
+        except WorkshopError as exc:
+            return str(exc).removeprefix("azure: ")
+        return None
+
+    # --- before anything is made ---------------------------------------------------
+
+    def image_reference(self) -> dict[str, str]:
+        """The VM's imageReference, checked to exist in the location."""
+        release = self.spec.ubuntu_release()
+        image = self.spec.image
+        if release:
+            publisher, offer, sku = UBUNTU_IMAGES[release]
+            version = "latest"
+        elif image.startswith("/subscriptions/"):
+            return {"id": image}  # a gallery or managed image: the VM's PUT checks it
+        elif image.count(":") == 3:
+            publisher, offer, sku, version = image.split(":")
+        else:
+            raise WorkshopError(
+                f"azure: image {image!r} is not ubuntu-22.04, ubuntu-24.04, a URN "
+                "(Publisher:Offer:Sku:Version) or an image resource id"
+            )
+        urn = f"{publisher}:{offer}:{sku}:{version}"
+        images = self.compute.virtual_machine_images
+        try:
+            if version == "latest":
+                found = self._call(
+                    f"look up image {urn}",
+                    lambda: list(
+                        images.list(
+                            self.location, publisher, offer, sku, top=1, orderby="name desc"
+                        )
+                    ),
+                )
+            else:
+                found = [
+                    self._call(
+                        f"look up image {urn}",
+                        lambda: images.get(self.location, publisher, offer, sku, version),
+                    )
+                ]
+        except WorkshopError as exc:
+            if "NotFound" not in str(exc):
+                raise
+            found = []
+        if not found:
+            raise WorkshopError(
+                f"azure: image {urn} does not exist in {self.location}: give another `image` "
+                f"(az vm image list --location {self.location} --publisher {publisher} "
+                f"--offer {offer} --sku {sku} --all)"
+            )
+        return {"publisher": publisher, "offer": offer, "sku": sku, "version": version}
+
+    def _skus(self) -> dict[str, Any]:
+        skus = self._call(
+            f"list the VM sizes of {self.location}",
+            lambda: list(self.compute.resource_skus.list(filter=f"location eq '{self.location}'")),
+        )
+        return {
+            sku.name: sku
+            for sku in skus
+            if sku.resource_type == "virtualMachines" and sku.name in self.spec.instance_types
+        }
+
+    def _offered_zones(self, sku: Any) -> list[str]:
+        """The cohort's zones where the subscription may use the size."""
+        zones = {
+            zone
+            for info in sku.location_info or []
+            if (info.location or "").lower() == self.location
+            for zone in info.zones or []
+        }
+        for restriction in sku.restrictions or []:
+            kind = restriction.type  # a str enum: compares equal to its value
+            info = restriction.restriction_info
+            if kind == "Location":
+                return []
+            if kind == "Zone" and info is not None:
+                zones -= set(info.zones or [])
+        return [zone for zone in self.spec.zones if zone in zones]
+
+    def plan(self, students: int, cohort: str = "") -> Plan:
+        """Whether ``students`` VMs fit (those ``cohort`` already has count as made)."""
+        spec = self.spec
+        plan = Plan("azure", self.location, students, hours=spec.hours)
+        if cohort:
+            try:
+                self.check_names(cohort, [f"student{students:02d}"])
+            except WorkshopError as exc:
+                plan.problems.append(str(exc))
+        try:
+            reference = self.image_reference()
+            plan.image = reference.get("id") or ":".join(
+                reference[key] for key in ("publisher", "offer", "sku", "version")
+            )
+        except WorkshopError as exc:
+            plan.problems.append(str(exc))
+        skus = self._skus()
+        for kind in spec.instance_types:
+            plan.offered[kind] = self._offered_zones(skus[kind]) if kind in skus else []
+        usable = [kind for kind in spec.instance_types if plan.offered[kind]]
+        if not usable:
+            plan.problems.append(
+                f"azure: none of {', '.join(spec.instance_types)} is offered to this "
+                f"subscription in {self.location} zones {', '.join(spec.zones)}: add zones or "
+                f"sizes (az vm list-skus --location {self.location} --size "
+                f"{spec.instance_types[0]} shows where and its restrictions)"
+            )
+            return plan
+        kind = plan.instance_type = usable[0]
+        capabilities = {c.name: c.value for c in skus[kind].capabilities or []}
+        plan.vcpus_per_vm = int(float(capabilities.get("vCPUs", "0")))
+        plan.gpus_per_vm = int(float(capabilities.get("GPUs", "0")))
+        family = str(skus[kind].family or "")
+        usages = {
+            u.name.value: u
+            for u in self._call(
+                f"read the vCPU quotas of {self.location}",
+                lambda: list(self.compute.usage.list(self.location)),
+            )
+        }
+        existing = len([vm for vm in self.vms(cohort) if vm.state != "failed"])
+        plan.needed_vcpus = (students - min(existing, students)) * plan.vcpus_per_vm
+        plan.quota_code = family
+        for usage_name in (family, REGIONAL_USAGE):
+            usage = usages.get(usage_name)
+            name = (
+                usage.name.localized_value
+                if usage is not None
+                else f"{family} vCPUs"
+                if usage_name == family
+                else "Total Regional vCPUs"
+            )
+            limit = float(usage.limit) if usage is not None else 0.0
+            used = int(usage.current_value) if usage is not None else 0
+            if usage_name == family:
+                plan.quota_name, plan.quota_vcpus, plan.used_vcpus = name, limit, used
+            available = max(0.0, limit - used)
+            if plan.needed_vcpus > available:
+                plan.problems.append(
+                    f"azure: {students} x {kind} needs {plan.needed_vcpus} vCPUs of the quota "
+                    f"'{name}' ({usage_name}) in {self.location}; {available:.0f} are free "
+                    f"({limit:.0f} in the quota, {used} in use): request at least "
+                    f"{used + plan.needed_vcpus} in the Azure portal (Quotas > Compute, "
+                    f"`az vm list-usage --location {self.location}` shows them)"
+                    + ("; new subscriptions start at 0 for GPU families" if limit == 0 else "")
+                )
+                break
+        price = spec.price(kind)
+        if price is not None:
+            plan.hourly_usd = round(price * students, 2)
+            plan.total_usd = round(price * students * spec.hours, 2)
+        return plan
+
+    def check_names(self, cohort: str, students: list[str]) -> None:
+        for student in students:
+            name = vm_name(cohort, student)
+            if not VM_NAME.match(name):
+                raise WorkshopError(
+                    f"azure: cohort {cohort!r} cannot name its VMs ({name!r}): Azure VM names "
+                    "are 1-64 letters, digits and hyphens, not starting or ending with a "
+                    "hyphen; pick a shorter cohort name of those"
+                )
+
+    # --- what exists ---------------------------------------------------------------
+
+    def _tagged(self, cohort: str, lister: Callable[[], Any]) -> list[Any]:
+        """Resources of one kind in the cohort's group carrying its tag ([] without a group)."""
+        try:
+            items = list(lister())
+        except ResourceNotFoundError:
+            return []
+        except HttpResponseError as exc:
+            if _code(exc) == "ResourceGroupNotFound":
+                return []
+            raise
+        return [item for item in items if (item.tags or {}).get(COHORT_TAG) == cohort]
+
+    def _machines(self, cohort: str) -> list[Any]:
+        if not cohort:
+            return []
+        group = self.group(cohort)
+        return self._call(
+            "list VMs",
+            lambda: self._tagged(
+                cohort, lambda: self.compute.virtual_machines.list(group, expand="instanceView")
+            ),
+        )
+
+    @staticmethod
+    def _state(machine: Any) -> str:
+        properties = machine.properties
+        provisioning = str(properties.provisioning_state or "")
+        if provisioning == "Failed":
+            return "failed"
+        if provisioning in ("Creating", "Updating"):
+            return "pending"
+        if provisioning == "Deleting":
+            return "deleting"
+        statuses = (
+            [s.code or "" for s in (properties.instance_view.statuses or [])]
+            if (properties.instance_view)
+            else []
+        )
+        power = next((s.split("/", 1)[1] for s in statuses if s.startswith("PowerState/")), "")
+        return power or provisioning.lower()
+
+    def vms(self, cohort: str) -> list[Vm]:
+        machines = self._machines(cohort)
+        if not machines:
+            return []
+        group = self.group(cohort)
+        addresses = {
+            ip.name: ip.properties.ip_address
+            for ip in self._call(
+                "list public IPs",
+                lambda: self._tagged(cohort, lambda: self.network.public_ip_addresses.list(group)),
+            )
+        }
+        vms = [
+            Vm(
+                (m.tags or {}).get(STUDENT_TAG, "?"),
+                m.name,
+                m.properties.hardware_profile.vm_size,
+                (m.zones or [""])[0],
+                self._state(m),
+                addresses.get(f"{m.name}-ip"),
+            )
+            for m in machines
+        ]
+        return sorted(vms, key=lambda vm: (vm.student, vm.instance_id))
+
+    # --- up ------------------------------------------------------------------------
+
+    def _tags(self, cohort: str, **more: str) -> dict[str, str]:
+        tags = {COHORT_TAG: cohort, **more}
+        if self.spec.expires_at:
+            tags[EXPIRES_TAG] = self.spec.expires_at.isoformat()
+        return tags
+
+    def _resource_group(self, cohort: str) -> None:
+        """The cohort's group: made and tagged when missing, left as it is when there."""
+        group = self.group(cohort)
+        exists = self._call(
+            f"look up resource group {group}",
+            lambda: self.resources.resource_groups.check_existence(group),
+        )
+        if not exists:
+            self._call(
+                f"create resource group {group}",
+                lambda: self.resources.resource_groups.create_or_update(
+                    group, {"location": self.location, "tags": self._tags(cohort)}
+                ),
+            )
+
+    def _security_group(self, cohort: str) -> Any:
+        """The NSG; every run PUTs its rules, so a group a failed run left is mended."""
+        rules = []
+        ports = [SSH_PORT, *self.spec.lab_ports]
+        for index, port in enumerate(ports):
+            rules.append(
+                {
+                    "name": f"allow-{port}",
+                    "properties": {
+                        "priority": 1000 + index,
+                        "direction": "Inbound",
+                        "access": "Allow",
+                        "protocol": "Tcp",
+                        "sourcePortRange": "*",
+                        "destinationPortRange": str(port),
+                        "sourceAddressPrefixes": list(self.spec.allow_from),
+                        "destinationAddressPrefix": "*",
+                    },
+                }
+            )
+        name = f"workshop-{cohort}-nsg"
+        return self._call(
+            f"create network security group {name}",
+            lambda: self.network.network_security_groups.begin_create_or_update(
+                self.group(cohort),
+                name,
+                network_models.NetworkSecurityGroup(
+                    {
+                        "location": self.location,
+                        "tags": self._tags(cohort),
+                        "properties": {"securityRules": rules},
+                    }
+                ),
+            ).result(),
+        )
+
+    def _subnet(self, cohort: str) -> str:
+        """The cohort's subnet id; its VNet is made once (a PUT would touch its NICs)."""
+        group, name = self.group(cohort), f"workshop-{cohort}-vnet"
+        networks = self.network.virtual_networks
+        vnet: Any
+        try:
+            vnet = networks.get(group, name)
+        except ResourceNotFoundError:
+            vnet = self._call(
+                f"create virtual network {name}",
+                lambda: networks.begin_create_or_update(
+                    group,
+                    name,
+                    network_models.VirtualNetwork(
+                        {
+                            "location": self.location,
+                            "tags": self._tags(cohort),
+                            "properties": {
+                                "addressSpace": {"addressPrefixes": [ADDRESS_SPACE]},
+                                "subnets": [
+                                    {"name": SUBNET_NAME, "properties": {"addressPrefix": SUBNET}}
+                                ],
+                            },
+                        }
+                    ),
+                ).result(),
+            )
+        except HttpResponseError:
+            vnet = self._call(f"read virtual network {name}", lambda: networks.get(group, name))
+        return str(vnet.properties.subnets[0].id)
+
+    def _delete_vm(self, group: str, name: str) -> None:
+        with contextlib.suppress(ResourceNotFoundError):
+            self.compute.virtual_machines.begin_delete(group, name).result()
+
+    def _launch(
+        self,
+        cohort: str,
+        student: str,
+        plan: Plan,
+        subnet: str,
+        nsg: str,
+        failed_before: bool,
+    ) -> Any:
+        """One student's VM (and its IP and NIC), in the first zone and size with room;
+        or why not, as a string."""
+        group, name = self.group(cohort), vm_name(cohort, student)
+        tags = self._tags(cohort, **{STUDENT_TAG: student})
+        try:
+            if failed_before:  # an earlier allocation failure: its zone may not change
+                self._delete_vm(group, name)
+            ip = self.network.public_ip_addresses.begin_create_or_update(
+                group,
+                f"{name}-ip",
+                network_models.PublicIPAddress(
+                    {
+                        "location": self.location,
+                        "tags": tags,
+                        "sku": {"name": "Standard", "tier": "Regional"},
+                        "properties": {
+                            "publicIPAllocationMethod": "Static",
+                            "publicIPAddressVersion": "IPv4",
+                        },
+                    }
+                ),
+            ).result()
+            nic = self.network.network_interfaces.begin_create_or_update(
+                group,
+                f"{name}-nic",
+                network_models.NetworkInterface(
+                    {
+                        "location": self.location,
+                        "tags": tags,
+                        "properties": {
+                            "networkSecurityGroup": {"id": nsg},
+                            "ipConfigurations": [
+                                {
+                                    "name": "ipconfig1",
+                                    "properties": {
+                                        "subnet": {"id": subnet},
+                                        "publicIPAddress": {"id": ip.id},
+                                        "privateIPAllocationMethod": "Dynamic",
+                                    },
+                                }
+                            ],
+                        },
+                    }
+                ),
+            ).result()
+        except (HttpResponseError, ServiceRequestError) as exc:
+            return _why(exc)
+        user = self.spec.admin_user
+        tried = []
+        for kind in self.spec.instance_types:
+            for zone in plan.offered.get(kind, []):
+                body = {
+                    "location": self.location,
+                    "tags": tags,
+                    "zones": [zone],
+                    "properties": {
+                        "hardwareProfile": {"vmSize": kind},
+                        "storageProfile": {
+                            "imageReference": self._image,
+                            "osDisk": {
+                                "name": f"{name}-osdisk",
+                                "createOption": "FromImage",
+                                "diskSizeGB": self.spec.disk_gb,
+                                "deleteOption": "Delete",
+                                "managedDisk": {"storageAccountType": "StandardSSD_LRS"},
+                            },
+                        },
+                        "osProfile": {
+                            "computerName": name,
+                            "adminUsername": user,
+                            "linuxConfiguration": {
+                                "disablePasswordAuthentication": True,
+                                "ssh": {
+                                    "publicKeys": [
+                                        {
+                                            "path": f"/home/{user}/.ssh/authorized_keys",
+                                            "keyData": self._key,
+                                        }
+                                    ]
+                                },
+                            },
+                        },
+                        "networkProfile": {
+                            "networkInterfaces": [
+                                {
+                                    "id": nic.id,
+                                    "properties": {"primary": True, "deleteOption": "Detach"},
+                                }
+                            ]
+                        },
+                    },
+                }
+                try:
+                    return self.compute.virtual_machines.begin_create_or_update(
+                        group, name, compute_models.VirtualMachine(body)
+                    ).result()
+                except HttpResponseError as exc:
+                    code = _code(exc)
+                    if code not in CAPACITY_ERRORS:
+                        # A quota, permission or parameter refusal: no other zone helps.
+                        return _why(exc)
+                    tried.append(f"{kind} in zone {zone}: {code}")
+                    # A VM whose allocation failed stays (Failed) and may not change zone.
+                    try:
+                        self._delete_vm(group, name)
+                    except HttpResponseError as gone:
+                        return f"{code}, then could not remove the failed VM: {_why(gone)}"
+                except ServiceRequestError as exc:
+                    return str(exc)
+        return "no capacity anywhere it may go (" + "; ".join(tried) + ")"
+
+    def _remove_duplicates(self, cohort: str) -> list[str]:
+        """A student's second VM (two `up`s at once, or one made by hand): keep the oldest."""
+        by_student: dict[str, list[Any]] = {}
+        for machine in self._machines(cohort):
+            by_student.setdefault((machine.tags or {}).get(STUDENT_TAG, ""), []).append(machine)
+        extra = [
+            machine.name
+            for machines in by_student.values()
+            for machine in sorted(
+                machines,
+                key=lambda m: (
+                    m.properties.time_created is None,
+                    m.properties.time_created,
+                    m.name,
+                ),
+            )[1:]
+        ]
+        group = self.group(cohort)
+        pollers = [
+            self._call(
+                f"remove duplicate VM {name}",
+                partial(self.compute.virtual_machines.begin_delete, group, name),
+            )
+            for name in extra
+        ]
+        for poller in pollers:
+            self._call("remove a duplicate VM", poller.result)
+        return extra
+
+    def up(
+        self,
+        cohort: str,
+        students: list[str],
+        *,
+        ssh_probe: SshProbe,
+        ssh_timeout: float = 300.0,
+        progress: Progress = lambda _msg: None,
+        workers: int = 8,
+        plan: Plan | None = None,
+    ) -> UpReport:
+        """``plan``: one the caller just made for these students (else it is made here)."""
+        started = time.monotonic()
+        self.check_names(cohort, students)
+        plan = plan or self.plan(len(students), cohort)
+        report = UpReport(cohort, plan)
+        if not plan.fits:
+            raise WorkshopError("; ".join(plan.problems))
+        self._key = self.spec.public_key()
+        self._image = self.image_reference()
+        self._resource_group(cohort)
+        nsg = self._security_group(cohort)
+        report.security_group = str(nsg.name)
+        subnet = self._subnet(cohort)
+        present = {vm.student: vm for vm in self.vms(cohort)}
+        have = {student for student, vm in present.items() if vm.state != "failed"}
+        missing = [student for student in students if student not in have]
+        progress(f"{len(have)} VMs already there; creating {len(missing)}")
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            outcomes = list(
+                pool.map(
+                    lambda s: self._launch(cohort, s, plan, subnet, str(nsg.id), s in present),
+                    missing,
+                )
+            )
+        for student, outcome in zip(missing, outcomes, strict=True):
+            if isinstance(outcome, str):
+                report.failed[student] = outcome
+            else:
+                report.created.append(student)
+        report.duplicates_removed = self._remove_duplicates(cohort)
+        report.vms = self.vms(cohort)
+        progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
+        deadline = time.monotonic() + ssh_timeout
+
+        def answers(vm: Vm) -> bool:
+            if vm.state != "running" or not vm.public_ip:
+                return False
+            return ssh_probe(str(vm.public_ip), max(0.0, deadline - time.monotonic()))
+
+        probes = max(1, min(SSH_PROBES_AT_ONCE, len(report.vms)))
+        with ThreadPoolExecutor(max_workers=probes) as pool:
+            for vm, answered in zip(report.vms, pool.map(answers, report.vms), strict=True):
+                vm.ssh_ok = answered
+        report.seconds = round(time.monotonic() - started, 1)
+        return report
+
+    # --- down ----------------------------------------------------------------------
+
+    def _delete_all(
+        self, kind: str, items: list[Any], begin: Callable[[str], Any]
+    ) -> tuple[list[str], list[str]]:
+        """Starts every delete, then waits for each: (names deleted, why others were not)."""
+        started: list[tuple[str, Any]] = []
+        left: list[str] = []
+        for item in items:
+            try:
+                started.append(
+                    (
+                        item.name,
+                        self._call(f"delete {kind} {item.name}", partial(begin, item.name)),
+                    )
+                )
+            except WorkshopError as exc:
+                left.append(str(exc).removeprefix("azure: "))
+        done = []
+        for name, poller in started:
+            why = self._safely(f"delete {kind} {name}", poller.result)
+            if why:
+                left.append(why)
+            else:
+                done.append(name)
+        return done, left
+
+    def down(self, cohort: str) -> DownReport:
+        report = DownReport(cohort)
+        group = self.group(cohort)
+        exists = self._call(
+            f"look up resource group {group}",
+            lambda: self.resources.resource_groups.check_existence(group),
+        )
+        if not exists:
+            return report
+        network = self.network
+
+        def tagged(lister: Callable[[], Any]) -> list[Any]:
+            return self._call("list the cohort's resources", lambda: self._tagged(cohort, lister))
+
+        # VMs first (their OS disks go with them), then what they held.
+        done, left = self._delete_all(
+            "VM",
+            self._machines(cohort),
+            lambda name: self.compute.virtual_machines.begin_delete(group, name),
+        )
+        report.terminated += done
+        report.left += left
+        steps: list[tuple[str, Callable[[], Any], Callable[[str], Any]]] = [
+            (
+                "nic",
+                lambda: network.network_interfaces.list(group),
+                lambda name: network.network_interfaces.begin_delete(group, name),
+            ),
+            (
+                "public-ip",
+                lambda: network.public_ip_addresses.list(group),
+                lambda name: network.public_ip_addresses.begin_delete(group, name),
+            ),
+        ]
+        for kind, lister, begin in steps:
+            done, left = self._delete_all(kind, tagged(lister), begin)
+            report.other += [f"{kind} {name}" for name in done]
+            report.left += left
+        # OS disks a VM kept (deleteOption Detach, an image's data disks): ARM does not
+        # copy a VM's tags to its disks, so the kit's own are also known by their name.
+        disks = self._call(
+            "list disks", lambda: list(self.compute.disks.list_by_resource_group(group))
+        )
+        leftover = [
+            disk
+            for disk in disks
+            if not disk.managed_by
+            and (
+                (disk.tags or {}).get(COHORT_TAG) == cohort
+                or re.fullmatch(re.escape(cohort) + r"-[^/]+-osdisk", disk.name or "")
+            )
+        ]
+        done, left = self._delete_all(
+            "disk", leftover, lambda name: self.compute.disks.begin_delete(group, name)
+        )
+        report.volumes += done
+        report.left += left
+        done, left = self._delete_all(
+            "network security group",
+            tagged(lambda: network.network_security_groups.list(group)),
+            lambda name: network.network_security_groups.begin_delete(group, name),
+        )
+        report.security_groups += done
+        report.left += left
+        done, left = self._delete_all(
+            "vnet",
+            tagged(lambda: network.virtual_networks.list(group)),
+            lambda name: network.virtual_networks.begin_delete(group, name),
+        )
+        report.other += [f"vnet {name}" for name in done]
+        report.left += left
+        # The group itself only when the kit made it for this cohort and nothing is left in
+        # it: deleting a group deletes everything inside, tagged or not.
+        resource_group = self._call(
+            f"read resource group {group}", lambda: self.resources.resource_groups.get(group)
+        )
+        if (resource_group.tags or {}).get(COHORT_TAG) == cohort and not report.left:
+            inside = self._call(
+                f"list what is in {group}",
+                lambda: list(self.resources.resources.list_by_resource_group(group)),
+            )
+            if not inside:
+                why = self._safely(
+                    f"delete resource group {group}",
+                    lambda: self.resources.resource_groups.begin_delete(group).result(),
+                )
+                if why:
+                    report.left.append(why)
+                else:
+                    report.other.append(f"resource-group {group}")
+        return report
