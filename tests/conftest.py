@@ -18,6 +18,14 @@ REPO = Path(__file__).resolve().parent.parent
 WORKSHOP = Path(sys.executable).parent / "workshop"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Molecule scenarios' tests last: they run in the background from the moment
+    the lab cloud is up (tests/roles/test_molecule.py) and only collect results."""
+    items.sort(
+        key=lambda item: item.module is not None and item.module.__name__.endswith("test_molecule")
+    )
+
+
 @pytest.fixture(scope="session")
 def state_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every test cohort keeps its state here, not in the checkout's state/."""
@@ -74,12 +82,18 @@ def labelled(engine: docker.DockerClient, cohort: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="session")
-def lab_cloud(state_root: Path, engine: docker.DockerClient) -> Iterator[dict]:
-    """A 2-VM lab cloud, brought up once for the session through the CLI, then taken down."""
+def lab_cloud(
+    state_root: Path, engine: docker.DockerClient, request: pytest.FixtureRequest
+) -> Iterator[dict]:
+    """A 2-VM lab cloud, brought up once for the session through the CLI, then taken down.
+    Once it is up (the VM images built), the Molecule scenarios start beside the tests."""
     cohort = unique_cohort("t")
     result = run_workshop("cloud", "up", "--cohort", cohort, "--students", "2", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    from tests.roles import test_molecule
+
+    test_molecule.start(request.session)
     yield report
     down = run_workshop("cloud", "down", "--cohort", cohort)
     assert down.returncode == 0, down.stderr

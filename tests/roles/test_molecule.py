@@ -1,8 +1,11 @@
 """Every role's Molecule scenarios (converge, idempotence, verify) on a one-VM lab cloud.
 
 Each scenario has a cohort (and so a VM, network and registry) of its own, so the selected
-scenarios run three at a time (``WORKSHOP_MOLECULE_PARALLEL``): most of a scenario's time
-is spent waiting on SSH and apt, not on this machine's two cores."""
+scenarios run two at a time (``WORKSHOP_MOLECULE_PARALLEL``): most of a scenario's time
+is spent waiting on SSH and apt, not on this machine's two cores. They start in the
+background as soon as the session's lab cloud is up (its images built: ``start``, called
+by the ``lab_cloud`` fixture), so they run beside the other tests; the tests here collect
+their results (or start them, when no other test brought a lab cloud up)."""
 
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.labcloud
 
 SCENARIOS = sorted(REPO.glob("roles/*/molecule/*/molecule.yml"))
-PARALLEL = int(os.environ.get("WORKSHOP_MOLECULE_PARALLEL", "3"))
+PARALLEL = int(os.environ.get("WORKSHOP_MOLECULE_PARALLEL", "2"))
+_RUNS: dict[Path, Future] = {}
+_POOL: list[ThreadPoolExecutor] = []
 
 
 def molecule_test(scenario: Path) -> subprocess.CompletedProcess[str]:
@@ -41,16 +46,24 @@ def molecule_test(scenario: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def start(session: pytest.Session) -> dict[Path, Future]:
+    """Start `molecule test` of every scenario this session selected (once)."""
+    if not _POOL:
+        selected = [
+            item.callspec.params["scenario"]
+            for item in session.items
+            if item.module.__name__ == __name__ and hasattr(item, "callspec")
+        ]
+        _POOL.append(ThreadPoolExecutor(max_workers=max(1, PARALLEL)))
+        _RUNS.update({scenario: _POOL[0].submit(molecule_test, scenario) for scenario in selected})
+    return _RUNS
+
+
 @pytest.fixture(scope="module")
 def molecule_runs(request: pytest.FixtureRequest) -> Iterator[dict[Path, Future]]:
-    """`molecule test` of every scenario this session selected, started together."""
-    selected = [
-        item.callspec.params["scenario"]
-        for item in request.session.items
-        if item.module is request.module and hasattr(item, "callspec")
-    ]
-    with ThreadPoolExecutor(max_workers=max(1, PARALLEL)) as pool:
-        yield {scenario: pool.submit(molecule_test, scenario) for scenario in selected}
+    """The scenarios' runs, started in the background earlier or now."""
+    yield start(request.session)
+    _POOL[0].shutdown(wait=True)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from workshop import locks
 from workshop.errors import WorkshopError
 
 IMAGES_DIR = Path(__file__).parent / "images"
@@ -116,6 +117,12 @@ def _image_exists(client: docker.DockerClient, tag: str) -> bool:
 
 def build_base(client: docker.DockerClient, distro: Distro, *, force: bool = False) -> BuiltImage:
     """Make the Debian base image with debootstrap (about a minute), unless it exists."""
+    with locks.exclusive("debian-base"):
+        return _build_base(client, distro, force=force)
+
+
+def _build_base(client: docker.DockerClient, distro: Distro, *, force: bool = False) -> BuiltImage:
+    """``build_base``'s work, under its lock."""
     tag = base_tag(distro)
     if not force and _image_exists(client, tag):
         return BuiltImage(tag, built=False, seconds=0.0)
@@ -211,6 +218,14 @@ def build_image(
     client: docker.DockerClient, name: str, distro: Distro, *, force: bool = False
 ) -> BuiltImage:
     """Build ``images/<name>/Dockerfile`` on the distro's base image, unless it exists."""
+    with locks.exclusive(f"vm-image-{name}"):
+        return _build_image(client, name, distro, force=force)
+
+
+def _build_image(
+    client: docker.DockerClient, name: str, distro: Distro, *, force: bool = False
+) -> BuiltImage:
+    """``build_image``'s work, under its lock."""
     tag = image_tag(name, distro)
     if not force and _image_exists(client, tag):
         return BuiltImage(tag, built=False, seconds=0.0)

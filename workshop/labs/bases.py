@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import docker
 import docker.errors
 
-from workshop import trust
+from workshop import locks, trust
 from workshop.errors import WorkshopError
 from workshop.labcloud import images
 
@@ -106,6 +106,12 @@ def _recipe(base: Base, debian: str) -> str:
 
 def build_base(client: docker.DockerClient, base: Base, *, force: bool = False) -> BaseResult:
     """Build one stand-in on the Debian 12 base, unless an image of this recipe exists."""
+    with locks.exclusive(f"lab-base-{base.local}"):
+        return _build_base(client, base, force=force)
+
+
+def _build_base(client: docker.DockerClient, base: Base, *, force: bool = False) -> BaseResult:
+    """``build_base``'s work, under its lock."""
     distro = images.get_distro(DISTRO)
     debian = images.build_base(client, distro)
     recipe = _recipe(base, debian.tag)

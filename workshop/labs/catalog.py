@@ -17,7 +17,7 @@ import docker
 from pydantic import BaseModel, ConfigDict, Field
 
 from registries.push import SourceImage
-from workshop import trust, yamlfile
+from workshop import locks, trust, yamlfile
 from workshop.errors import WorkshopError
 from workshop.labcloud import images
 from workshop.labs import bases
@@ -211,7 +211,31 @@ def build(
     tag: str | None = None,
     nocache: bool = False,
 ) -> tuple[str, float]:
-    """Build one lab image on the offline stand-in of its official base; (tag, seconds)."""
+    """Build one lab image on the offline stand-in of its official base; (tag, seconds).
+    One build of a lab image at a time: each writes extra-ca.crt into the lab's context
+    and removes it after."""
+    with locks.exclusive(f"lab-{lab.name}-{image.name}"):
+        return _build(
+            client,
+            lab,
+            image,
+            base_registry=base_registry,
+            dockerfile=dockerfile,
+            tag=tag,
+            nocache=nocache,
+        )
+
+
+def _build(
+    client: docker.DockerClient,
+    lab: Lab,
+    image: ImageSpec,
+    *,
+    base_registry: str | None,
+    dockerfile: str | None,
+    tag: str | None,
+    nocache: bool,
+) -> tuple[str, float]:
     if image.buildkit:
         raise WorkshopError(
             f"{lab.name}/{image.name} needs BuildKit (RUN --mount): build it with the docker "

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from workshop import locks
 from workshop.errors import WorkshopError
 from workshop.state import REPO_ROOT
 
@@ -67,6 +68,12 @@ def _torch_source() -> list[str]:
 
 def prepare(*, force: bool = False) -> ModelResult:
     """Export the model unless this script's output is already there."""
+    with locks.exclusive("classifier-model"):
+        return _prepare(force=force)
+
+
+def _prepare(*, force: bool = False) -> ModelResult:
+    """``prepare``'s work, under its lock."""
     model_dir = SCRIPT.parent
     onnx = model_dir / OUTPUTS[0]
     stamp = model_dir / STAMP
