@@ -23,6 +23,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from workshop.cloudvms import common
 from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
@@ -51,7 +52,6 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 THROTTLED = {"RequestLimitExceeded", "Throttling", "ThrottlingException"}
 BATCH = 50  # instance ids per TerminateInstances call
 SSH_PORT = 22
-SSH_PROBES_AT_ONCE = 64
 DEPENDENCY_WAIT = 180.0  # seconds a security group may stay in use after termination
 
 
@@ -221,10 +221,7 @@ class AwsCloud:
                 f"--quota-code {plan.quota_code} --desired-value "
                 f"{plan.used_vcpus + plan.needed_vcpus}); new accounts start at 0"
             )
-        price = spec.price(kind)
-        if price is not None:
-            plan.hourly_usd = round(price * students, 2)
-            plan.total_usd = round(price * students * spec.hours, 2)
+        common.estimate(plan, spec, kind, students)
         return plan
 
     def _quota(self, code: str) -> float:
@@ -422,14 +419,13 @@ class AwsCloud:
 
     def _remove_duplicates(self, cohort: str) -> list[str]:
         """Two `up`s at once may both launch a student's VM: keep the oldest."""
-        by_student: dict[str, list[dict[str, Any]]] = {}
-        for instance in self._instances(cohort):
-            tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-            by_student.setdefault(tags.get(STUDENT_TAG, ""), []).append(instance)
         extra = [
             instance["InstanceId"]
-            for instances in by_student.values()
-            for instance in sorted(instances, key=lambda i: (i["LaunchTime"], i["InstanceId"]))[1:]
+            for instance in common.beyond_the_oldest(
+                self._instances(cohort),
+                lambda i: {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get(STUDENT_TAG, ""),
+                lambda i: (i["LaunchTime"], i["InstanceId"]),
+            )
         ]
         for batch in _chunks(extra, BATCH):
             self._call("terminate duplicate VMs", self.ec2.terminate_instances, InstanceIds=batch)
@@ -486,17 +482,7 @@ class AwsCloud:
                 progress(f"not every instance is running: {exc}")
         report.vms = self.vms(cohort)
         progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
-        deadline = time.monotonic() + ssh_timeout
-
-        def answers(vm: Vm) -> bool:
-            if vm.state != "running" or not vm.public_ip:
-                return False
-            return ssh_probe(str(vm.public_ip), max(0.0, deadline - time.monotonic()))
-
-        probes = max(1, min(SSH_PROBES_AT_ONCE, len(report.vms)))
-        with ThreadPoolExecutor(max_workers=probes) as pool:
-            for vm, answered in zip(report.vms, pool.map(answers, report.vms), strict=True):
-                vm.ssh_ok = answered
+        common.wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="running")
         report.seconds = round(time.monotonic() - started, 1)
         return report
 
