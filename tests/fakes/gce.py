@@ -4,7 +4,9 @@ client, for exactly the calls ``workshop.cloudvms.gcp`` makes.
 Served (https://cloud.google.com/compute/docs/reference/rest/v1): instances insert, get,
 list, delete and aggregatedList; zone and global operations get and wait; firewalls
 insert, get, list, patch and delete; regions get (quotas whose usage follows the
-instances); machineTypes and acceleratorTypes get; images get and getFromFamily (the
+instances: CPUs, IN_USE_ADDRESSES, SSD_TOTAL_GB, GPUs) and projects get (CPUS_ALL_REGIONS,
+GPUS_ALL_REGIONS); networks get (``default``, unless ``default_network`` is off);
+machineTypes and acceleratorTypes get; images get and getFromFamily (the
 ``ubuntu-os-cloud`` families); disks aggregatedList and delete; and ``POST /token``, the
 OAuth2 endpoint a service-account key's ``token_uri`` names.
 
@@ -15,9 +17,14 @@ account (401); an unknown project (404) or zone (400 "Unknown zone"); a name tha
 RFC 1035 (400 "Invalid value for field 'resource.name'"); label keys or values outside
 ``[a-z0-9_-]``; a duplicate name (409 alreadyExists); GPUs without
 ``onHostMaintenance: TERMINATE`` (400); a machine type, GPU type or image that does not
-exist; a regional quota exceeded (operation error QUOTA_EXCEEDED); a zone (or zone and
-machine type) marked ``full`` (operation error ZONE_RESOURCE_POOL_EXHAUSTED); and, when
-``throttle`` is set, that many requests answered 429 rateLimitExceeded. Instances go
+exist; a boot disk of no type (pd-standard) on G2/C3, a persistent disk on N4/C4
+(Hyperdisk only); GPUs attached to a type other than N1; a list filter it cannot parse (400
+"Invalid list filter expression"); no network ``default``; a regional or project quota
+exceeded, each insert charged (operation error QUOTA_EXCEEDED); a zone (or zone and
+machine type) marked ``full`` (operation error ZONE_RESOURCE_POOL_EXHAUSTED); when
+``throttle`` is set, that many requests answered ``throttle_status`` (429 or 403
+rateLimitExceeded, 503 backendError, 500); with ``lose_answers``, inserts made but
+answered 503. Instances go
 PROVISIONING -> RUNNING ``boot_seconds`` after insert, with a 198.18.x.y natIP. Every API
 call is counted in ``calls``.
 """
@@ -54,16 +61,49 @@ MACHINE_TYPES: dict[str, tuple[int, str | None, int]] = {
     "n1-standard-8": (8, None, 0),
     "g2-standard-4": (4, "nvidia-l4", 1),
     "g2-standard-8": (8, "nvidia-l4", 1),
+    "e2-standard-4": (4, None, 0),
+    "n2-standard-4": (4, None, 0),
+    "c3-standard-4": (4, None, 0),
+    "n4-standard-4": (4, None, 0),
 }
-ACCELERATORS = ("nvidia-tesla-t4", "nvidia-l4")
+# nvidia-tesla-p4: offered, but (here) no regional quota lists it
+ACCELERATORS = ("nvidia-tesla-t4", "nvidia-l4", "nvidia-tesla-p4")
 GPU_METRICS = {"nvidia-tesla-t4": "NVIDIA_T4_GPUS", "nvidia-l4": "NVIDIA_L4_GPUS"}
-CPU_METRICS = {"g2": "G2_CPUS"}  # other families count against CPUS
+# other families count against CPUS
+CPU_METRICS = {"g2": "G2_CPUS", "n2": "N2_CPUS", "c3": "C3_CPUS", "n4": "N4_CPUS"}
+# Boot disk types a family refuses (no diskType is pd-standard): G2 and C3 take no HDD,
+# N4 and C4 take Hyperdisk only.
+REFUSED_DISKS = {
+    "g2": {"pd-standard"},
+    "c3": {"pd-standard"},
+    "n4": {"pd-standard", "pd-balanced", "pd-ssd"},
+    "c4": {"pd-standard", "pd-balanced", "pd-ssd"},
+}
+SSD_DISKS = {"pd-balanced", "pd-ssd"}  # counted in SSD_TOTAL_GB; pd-standard: DISKS_TOTAL_GB
 IMAGE_FAMILIES = {
     "ubuntu-2404-lts-amd64": "ubuntu-2404-noble-amd64-v20261120",
     "ubuntu-2204-lts": "ubuntu-2204-jammy-v20261120",
 }
 # A new project's regional quotas: a few CPUs, no GPUs.
-NEW_PROJECT_LIMITS = {"CPUS": 24.0, "G2_CPUS": 24.0, "NVIDIA_T4_GPUS": 0.0, "NVIDIA_L4_GPUS": 0.0}
+NEW_PROJECT_LIMITS = {
+    "CPUS": 24.0,
+    "G2_CPUS": 24.0,
+    "N2_CPUS": 24.0,
+    "C3_CPUS": 24.0,
+    "N4_CPUS": 24.0,
+    "NVIDIA_T4_GPUS": 0.0,
+    "NVIDIA_L4_GPUS": 0.0,
+    "IN_USE_ADDRESSES": 8.0,
+    "SSD_TOTAL_GB": 500.0,
+    "DISKS_TOTAL_GB": 4096.0,
+}
+# How a throttled or failing call is answered: status -> (reason, domain, message)
+FAILURES = {
+    429: ("rateLimitExceeded", "usageLimits", "Rate Limit Exceeded"),
+    403: ("rateLimitExceeded", "usageLimits", "Rate Limit Exceeded"),
+    503: ("backendError", "global", "Backend Error"),
+    500: ("internalError", "global", "Internal Error"),
+}
 API = "/compute/v1/"
 
 
@@ -91,12 +131,16 @@ class GceServer:
         self.accelerators["us-central1-c"] = {"nvidia-tesla-t4"}
         self.limits: dict[str, float] = dict(NEW_PROJECT_LIMITS)
         self.gpus_all_regions = 0.0  # the project's GPUS_ALL_REGIONS (a new project's: 0)
+        self.cpus_all_regions = 32.0  # the project's CPUS_ALL_REGIONS
+        self.default_network = True  # False: the project has no network named default
         self.instances: dict[tuple[str, str], dict[str, Any]] = {}
         self.firewalls: dict[str, dict[str, Any]] = {}
         self.disks: dict[tuple[str, str], dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.full: set[tuple[str, str | None]] = set()  # (zone, machine type or None: any)
-        self.throttle = 0  # the next N API calls are answered 429 rateLimitExceeded
+        self.throttle = 0  # the next N API calls are answered throttle_status (FAILURES)
+        self.throttle_status = 429
+        self.lose_answers = 0  # the next N instance inserts happen, but are answered 503
         self.throttled = 0
         self.boot_seconds = 0.05
         self.calls: list[str] = []
@@ -194,25 +238,44 @@ class GceServer:
         return used
 
     def gpus_in_use(self) -> float:
+        return self._in_use(lambda metric: metric.endswith("_GPUS"))
+
+    def cpus_in_use(self) -> float:
+        return self._in_use(lambda metric: metric == "CPUS" or metric.endswith("_CPUS"))
+
+    def _in_use(self, counted: Any) -> float:
         return sum(
             amount
             for instance in self.instances.values()
             if self.status(instance) != "TERMINATED"
             for metric, amount in instance["_quota"].items()
-            if metric.endswith("_GPUS")
+            if counted(metric)
         )
 
-    def quota_of(self, machine_type: str, accelerators: list[dict[str, Any]]) -> dict[str, float]:
+    def quota_of(
+        self,
+        machine_type: str,
+        accelerators: list[dict[str, Any]],
+        disk_type: str = "pd-standard",
+        disk_gb: float = 10.0,
+        addresses: int = 1,
+    ) -> dict[str, float]:
         cpus, built_in, count = MACHINE_TYPES[machine_type]
         family = machine_type.split("-")[0]
         charge = {CPU_METRICS.get(family, "CPUS"): float(cpus)}
+        if addresses:
+            charge["IN_USE_ADDRESSES"] = float(addresses)
+        if disk_type in SSD_DISKS:
+            charge["SSD_TOTAL_GB"] = disk_gb
+        elif disk_type == "pd-standard":
+            charge["DISKS_TOTAL_GB"] = disk_gb
         gpus = [(built_in, count)] if built_in else []
         gpus += [
             (str(a["acceleratorType"]).rpartition("/")[2], int(a.get("acceleratorCount", 1)))
             for a in accelerators
         ]
         for kind, amount in gpus:
-            metric = GPU_METRICS[str(kind)]
+            metric = GPU_METRICS.get(str(kind), f"{str(kind).upper().replace('-', '_')}_GPUS")
             charge[metric] = charge.get(metric, 0.0) + amount
         return charge
 
@@ -255,6 +318,15 @@ class GceServer:
                 f"Machine type with name '{kind}' does not exist in zone '{zone}'.",
             )
         accelerators = list(body.get("guestAccelerators", []))
+        family = kind.split("-")[0]
+        if accelerators and family != "n1":
+            gpu = str(accelerators[0].get("acceleratorType", "")).rpartition("/")[2]
+            raise ApiError(
+                400,
+                "badRequest",
+                f"Invalid resource usage: '[{kind}, {gpu}] features are not compatible for "
+                "creating instance.'.",
+            )
         for accelerator in accelerators:
             gpu = str(accelerator.get("acceleratorType", "")).rpartition("/")[2]
             if gpu not in self.accelerators[zone]:
@@ -281,10 +353,20 @@ class GceServer:
         params = boot.get("initializeParams", {})
         self.image(str(params.get("sourceImage", "")))
         _check_labels(params.get("labels", {}))
-        for interface in body.get("networkInterfaces", []):
-            if not str(interface.get("network", "global/networks/default")).endswith(
-                "global/networks/default"
-            ):
+        disk_type = str(params.get("diskType") or "pd-standard").rpartition("/")[2]
+        if disk_type in REFUSED_DISKS.get(family, set()):
+            raise ApiError(
+                400,
+                "invalid",
+                "Invalid value for field 'resource.disks[0].initializeParams.diskType': "
+                f"'{params.get('diskType', '')}'. {disk_type} disk type cannot be used by "
+                f"{kind} machine type.",
+            )
+        interfaces = list(body.get("networkInterfaces", [])) or [{}]
+        for interface in interfaces:
+            if not self.default_network or not str(
+                interface.get("network", "global/networks/default")
+            ).endswith("global/networks/default"):
                 raise ApiError(
                     400,
                     "invalid",
@@ -313,7 +395,29 @@ class GceServer:
                     "zone, or try again later.",
                 },
             )
-        charge = self.quota_of(kind, accelerators)
+        addresses = sum(
+            len(interface.get("accessConfigs", []))
+            for interface in body.get("networkInterfaces", [])
+        )
+        charge = self.quota_of(
+            kind, accelerators, disk_type, float(params.get("diskSizeGb", 10)), addresses
+        )
+        cpus = sum(
+            amount
+            for metric, amount in charge.items()
+            if metric == "CPUS" or metric.endswith("_CPUS")
+        )
+        if self.cpus_in_use() + cpus > self.cpus_all_regions:
+            return self.operation(
+                f"zones/{zone}",
+                "insert",
+                target,
+                {
+                    "code": "QUOTA_EXCEEDED",
+                    "message": "Quota 'CPUS_ALL_REGIONS' exceeded.  Limit: "
+                    f"{self.cpus_all_regions} globally.",
+                },
+            )
         gpus = sum(amount for metric, amount in charge.items() if metric.endswith("_GPUS"))
         if gpus and self.gpus_in_use() + gpus > self.gpus_all_regions:
             return self.operation(
@@ -350,6 +454,7 @@ class GceServer:
             "name": disk_name,
             "zone": self.link(f"zones/{zone}"),
             "sizeGb": str(params.get("diskSizeGb", 10)),
+            "type": self.link(f"zones/{zone}/diskTypes/{disk_type}"),
             "sourceImage": params.get("sourceImage"),
             "labels": dict(params.get("labels", {})),
             "users": [target],
@@ -438,9 +543,9 @@ class GceServer:
     def insert_firewall(self, body: dict[str, Any]) -> dict[str, Any]:
         name = str(body.get("name", ""))
         _check_name(name)
-        if not str(body.get("network", "global/networks/default")).endswith(
-            "global/networks/default"
-        ):
+        if not self.default_network or not str(
+            body.get("network", "global/networks/default")
+        ).endswith("global/networks/default"):
             raise ApiError(
                 400, "invalid", "Invalid value for field 'resource.network'. Network not found."
             )
@@ -513,20 +618,43 @@ def _not_found(resource: str) -> ApiError:
     return ApiError(404, "notFound", f"The resource '{resource}' was not found")
 
 
+FILTER_CLAUSE = re.compile(
+    r"""\s*(\()?\s*([a-zA-Z][a-zA-Z0-9_]*(?:\.[a-zA-Z0-9_-]+)*)\s*(=|!=)\s*"""
+    r"""("(?:[^"\\]|\\.)*"|[^\s()"]+)\s*(?(1)\))\s*(?:AND\s+)?"""
+)
+
+
 def _matches(item: dict[str, Any], expression: str) -> bool:
-    """The filters the kit sends: ``labels.K = V`` and ``name = V`` clauses, all to hold."""
-    clauses = re.findall(
-        r"(labels\.[a-z0-9_-]+|name)\s*(=|eq|!=|ne)\s*\"?([^\s\")]+)\"?", expression
-    )
-    for field, operator, wanted in clauses:
-        value = (
-            item.get("labels", {}).get(field[7:])
-            if field.startswith("labels.")
-            else item.get(field)
-        )
-        if operator in ("=", "eq") and value != wanted:
-            return False
-        if operator in ("!=", "ne") and value == wanted:
+    """Compute Engine's list filter as the kit uses it: ``FIELD = VALUE`` and ``FIELD !=
+    VALUE`` clauses (VALUE bare or in double quotes; each clause alone or in parentheses),
+    all to hold; FIELD ``name``, ``status`` or ``labels.KEY``. Anything else is refused as
+    the real API refuses it (400 "Invalid list filter expression")."""
+    position, clauses = 0, []
+    while position < len(expression.rstrip()):
+        found = FILTER_CLAUSE.match(expression, position)
+        if not found or found.end() == position:
+            raise ApiError(
+                400,
+                "invalid",
+                f"Invalid value for field 'filter': '{expression}'. Invalid list filter "
+                "expression.",
+            )
+        clauses.append(found.group(2, 3, 4))
+        position = found.end()
+    for field, operator, raw in clauses:
+        wanted = json.loads(raw) if raw.startswith('"') else raw
+        if field.startswith("labels."):
+            value = item.get("labels", {}).get(field[7:])
+        elif field in ("name", "status"):
+            value = item.get(field)
+        else:
+            raise ApiError(
+                400,
+                "invalid",
+                f"Invalid value for field 'filter': '{expression}'. Invalid list filter "
+                "expression.",
+            )
+        if (value == wanted) != (operator == "="):
             return False
     return True
 
@@ -557,6 +685,7 @@ def _handler(fake: GceServer) -> type[BaseHTTPRequestHandler]:
             ("PATCH", r"/global/firewalls/(?P<name>[^/]+)", "patch_firewall"),
             ("DELETE", r"/global/firewalls/(?P<name>[^/]+)", "delete_firewall"),
             ("GET", r"/regions/(?P<region>[^/]+)", "get_region"),
+            ("GET", r"/global/networks/(?P<name>[^/]+)", "get_network"),
             ("GET", r"/zones/(?P<zone>[^/]+)/machineTypes/(?P<name>[^/]+)", "get_machine_type"),
             (
                 "GET",
@@ -583,7 +712,7 @@ def _handler(fake: GceServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(raw)
 
         def _error(self, error: ApiError) -> None:
-            domain = "usageLimits" if error.status == 429 else "global"
+            domain = "usageLimits" if error.reason == "rateLimitExceeded" else "global"
             self._send(
                 error.status,
                 {
@@ -625,7 +754,8 @@ def _handler(fake: GceServer) -> type[BaseHTTPRequestHandler]:
                 if fake.throttle > 0:
                     fake.throttle -= 1
                     fake.throttled += 1
-                    return self._error(ApiError(429, "rateLimitExceeded", "Rate Limit Exceeded"))
+                    reason, _, words = FAILURES[fake.throttle_status]
+                    return self._error(ApiError(fake.throttle_status, reason, words))
                 try:
                     params = match.groupdict()
                     if params["project"] != fake.project and name not in (
@@ -678,7 +808,11 @@ def _handler(fake: GceServer) -> type[BaseHTTPRequestHandler]:
         # --- instances -------------------------------------------------------------------
 
         def insert_instance(self, body: dict, _query: dict, project: str, zone: str) -> dict:
-            return fake.insert_instance(zone, body)
+            answer = fake.insert_instance(zone, body)
+            if fake.lose_answers > 0:  # it happened; the answer is lost
+                fake.lose_answers -= 1
+                raise ApiError(503, "backendError", "Backend Error")
+            return answer
 
         def get_instance(self, _body: dict, _query: dict, project: str, zone: str, name: str):
             instance = fake.instances.get((zone, name))
@@ -784,9 +918,26 @@ def _handler(fake: GceServer) -> type[BaseHTTPRequestHandler]:
                         "limit": fake.gpus_all_regions,
                         "usage": fake.gpus_in_use(),
                     },
+                    {
+                        "metric": "CPUS_ALL_REGIONS",
+                        "limit": fake.cpus_all_regions,
+                        "usage": fake.cpus_in_use(),
+                    },
                     {"metric": "FIREWALLS", "limit": 200.0, "usage": len(fake.firewalls)},
                 ],
                 "selfLink": fake.link("")[:-1],
+            }
+
+        def get_network(self, _body: dict, _query: dict, project: str, name: str) -> dict:
+            if name != "default" or not fake.default_network:
+                raise _not_found(f"projects/{project}/global/networks/{name}")
+            return {
+                "kind": "compute#network",
+                "id": "4700000000000000001",
+                "name": name,
+                "autoCreateSubnetworks": True,
+                "routingConfig": {"routingMode": "REGIONAL"},
+                "selfLink": fake.link(f"global/networks/{name}"),
             }
 
         def get_region(self, _body: dict, _query: dict, project: str, region: str) -> dict:

@@ -2,8 +2,11 @@
 listed and removed by their label.
 
 Before anything is made, ``plan`` checks what would stop the class: the image exists, the
-machine types (and the GPU type, for N1 + T4) are offered in the cohort file's zones, and
-the region's CPU and GPU quotas hold the cohort next to what already runs. ``up`` then
+machine types (and the GPU type, which attaches to N1 only) are offered in the cohort
+file's zones, the project has the network ``default``, and the quotas hold the cohort next
+to what already runs: the region's vCPUs (CPUS or the family's, N2_CPUS ...), external
+addresses (IN_USE_ADDRESSES) and SSD disk (SSD_TOTAL_GB: the pd-balanced boot disks), its
+GPUs, and the project's CPUS_ALL_REGIONS and GPUS_ALL_REGIONS. ``up`` then
 makes one firewall rule for the cohort (``workshop-<cohort>-ssh``: SSH and the labs' ports
 from ``allow_from`` to the instances tagged ``workshop-<cohort>``) and one instance per
 student named ``<cohort>-<login>``, labelled ``workshop-cohort=<cohort>`` and
@@ -34,6 +37,7 @@ import google.auth.exceptions
 import requests.exceptions
 from google.cloud import compute_v1
 
+from workshop.cloudvms import common
 from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
@@ -47,21 +51,9 @@ UBUNTU_PROJECT = "ubuntu-os-cloud"
 CAPACITY_ERRORS = {"ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS"}
 STOCKOUT = "does not have enough resources"
 THROTTLED = {"rateLimitExceeded", "userRateLimitExceeded", "RATE_LIMIT_EXCEEDED"}
-# Regional vCPU quotas of the families that have their own; the rest count against CPUS.
-CPU_METRICS = {
-    "n2": "N2_CPUS",
-    "n2d": "N2D_CPUS",
-    "c2": "C2_CPUS",
-    "c2d": "C2D_CPUS",
-    "c3": "C3_CPUS",
-    "c3d": "C3D_CPUS",
-    "a2": "A2_CPUS",
-    "a3": "A3_CPUS",
-    "g2": "G2_CPUS",
-    "m1": "M1_CPUS",
-    "m2": "M2_CPUS",
-    "m3": "M3_CPUS",
-}
+# Families without a vCPU quota of their own (the rest have <FAMILY>_CPUS: N2_CPUS, N4_CPUS,
+# C4A_CPUS, ...): they count against the region's CPUS.
+SHARED_CPU_FAMILIES = {"n1", "e2", "f1", "g1"}
 GPU_METRICS = {
     "nvidia-tesla-t4": "NVIDIA_T4_GPUS",
     "nvidia-tesla-p4": "NVIDIA_P4_GPUS",
@@ -75,11 +67,19 @@ GPU_METRICS = {
 # Families whose GPUs come with the machine type (g2: L4, a2: A100, a3: H100); a GPU is
 # attached (guestAccelerators) only to the others (N1).
 BUILT_IN_GPUS = re.compile(r"^[ag]\d+[a-z]*-")
+# The only family a GPU is attached to (guestAccelerators).
+ATTACHED_GPUS = re.compile(r"^n1-")
+# The boot disk's type: no type means pd-standard, an HDD that G2, C3, N4 and C4 refuse.
+# pd-balanced (SSD-backed, counted in the region's SSD_TOTAL_GB) suits N1, E2, N2, G2, A2,
+# C3 ...; the families that take Hyperdisk only get hyperdisk-balanced.
+BOOT_DISK_TYPE = "pd-balanced"
+HYPERDISK_ONLY = re.compile(r"^(n4|c4|c4a|c4d|x4|a4|m4|h4d)-")
+HYPERDISK_TYPE = "hyperdisk-balanced"
+NETWORK = "global/networks/default"
 NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 SSH_PORT = 22
-SSH_PROBES_AT_ONCE = 64
-ATTEMPTS = 6  # tries of one call answered 429 (or 403 rateLimitExceeded)
+ATTEMPTS = 6  # tries of one call throttled (429, 403 rateLimitExceeded) or failed (500, 503)
 BACKOFF = 0.5  # seconds before the second try; doubled each time, at most 20
 OPERATION_WAIT = 600.0  # seconds an insert or delete may take
 BOOT_WAIT = 600.0  # seconds an instance may stay PROVISIONING / STAGING
@@ -87,9 +87,20 @@ DELETES_AT_ONCE = 32
 QUOTAS_PAGE = "https://console.cloud.google.com/iam-admin/quotas"
 
 
-def cpu_metric(machine_type: str) -> str:
-    """The regional vCPU quota a machine type counts against: g2-standard-4 -> G2_CPUS."""
-    return CPU_METRICS.get(machine_type.split("-")[0], "CPUS")
+def boot_disk_type(machine_type: str) -> str:
+    """pd-balanced, or hyperdisk-balanced for the types that take no persistent disk."""
+    return HYPERDISK_TYPE if HYPERDISK_ONLY.match(machine_type) else BOOT_DISK_TYPE
+
+
+def cpu_metric(machine_type: str, listed: set[str] | None = None) -> str:
+    """The regional vCPU quota a machine type counts against: g2-standard-4 -> G2_CPUS,
+    n1-standard-4 -> CPUS; with ``listed`` (the region's metrics), a family metric the
+    region does not list is CPUS."""
+    family = machine_type.split("-")[0]
+    metric = f"{family.upper()}_CPUS"
+    if family in SHARED_CPU_FAMILIES or (listed is not None and metric not in listed):
+        return "CPUS"
+    return metric
 
 
 def gpu_metric(gpu_type: str) -> str:
@@ -130,6 +141,12 @@ def check_names(cohort: str, students: list[str]) -> None:
     for student in students:
         if not LABEL_VALUE.fullmatch(student):
             raise WorkshopError(f"gcp: login {student!r} cannot be a Compute Engine label")
+
+
+def label_filter(cohort: str) -> str:
+    """The list filter of what carries the cohort's label: labels.workshop-cohort = "nov-2026"
+    (the value quoted, as Compute Engine's filter syntax has string values)."""
+    return f'labels.{COHORT_TAG} = "{cohort}"'
 
 
 def instance_name(cohort: str, student: str) -> str:
@@ -208,6 +225,7 @@ class GcpCloud:
         self.accelerator_types = client(compute_v1.AcceleratorTypesClient)
         self.images = client(compute_v1.ImagesClient)
         self.disks = client(compute_v1.DisksClient)
+        self.networks = client(compute_v1.NetworksClient)
 
     # --- one call -----------------------------------------------------------------------
 
@@ -217,8 +235,15 @@ class GcpCloud:
         for attempt in range(ATTEMPTS):
             try:
                 return function(**kwargs)
-            except (gexc.TooManyRequests, gexc.Forbidden) as exc:
-                throttled = isinstance(exc, gexc.TooManyRequests) or _reason(exc) in THROTTLED
+            except (
+                gexc.TooManyRequests,
+                gexc.Forbidden,
+                gexc.ServiceUnavailable,
+                gexc.InternalServerError,
+            ) as exc:
+                # 503 backendError and 500 are passing too; an insert that happened before
+                # its answer was lost is answered 409 when tried again (handled by callers).
+                throttled = not isinstance(exc, gexc.Forbidden) or _reason(exc) in THROTTLED
                 if not throttled or attempt == ATTEMPTS - 1:
                     raise
                 time.sleep(min(20.0, BACKOFF * 2**attempt))
@@ -311,6 +336,14 @@ class GcpCloud:
                     machine = self._try(
                         self.machine_types.get, project=self.project, zone=zone, machine_type=kind
                     )
+                    if spec.gpu_type and not machine.accelerators and not ATTACHED_GPUS.match(kind):
+                        plan.problems.append(
+                            f"gcp: gpu_type {spec.gpu_type} cannot be attached to {kind}: GPUs "
+                            "attach only to N1 types (n1-standard-4, ...); G2 (L4), A2 (A100) "
+                            "and A3 (H100) types have theirs built in: use one of those, or "
+                            "drop gpu_type for a VM without a GPU"
+                        )
+                        break
                     if spec.gpu_type and not machine.accelerators:
                         self._try(
                             self.accelerator_types.get,
@@ -388,9 +421,9 @@ class GcpCloud:
             plan.gpus_per_vm = spec.gpus_per_vm
         region = self._call(f"read region {spec.region}", self.regions.get, region=spec.region)
         quotas = {quota.metric: quota for quota in region.quotas}
-        metric = cpu_metric(kind)
-        if metric not in quotas:
-            metric = "CPUS"
+        project = self._call("read the project's quotas", self.projects.get)
+        project_quotas = {quota.metric: quota for quota in project.quotas}
+        metric = cpu_metric(kind, set(quotas))
         plan.quota_code = metric
         plan.quota_name = f"{metric} in {spec.region}"
         cpu = quotas.get(metric)
@@ -399,47 +432,105 @@ class GcpCloud:
         existing = len(self._listed(cohort)) if cohort else 0  # a second up reuses them
         new = students - min(existing, students)
         plan.needed_vcpus = new * plan.vcpus_per_vm
-        free = max(0.0, plan.quota_vcpus - plan.used_vcpus)
         describe = f"`gcloud compute regions describe {spec.region}` shows them"
-        if plan.needed_vcpus > free:
-            plan.problems.append(
-                f"gcp: {students} x {kind} needs {plan.needed_vcpus} vCPUs of the quota "
-                f"{metric} in {spec.region}; {free:.0f} are free ({plan.quota_vcpus:.0f} in "
-                f"the quota, {plan.used_vcpus} in use): request at least "
-                f"{plan.used_vcpus + plan.needed_vcpus} on the Console's quotas page "
-                f"({QUOTAS_PAGE}?project={self.project}, metric compute.googleapis.com/"
-                f"{metric.lower()}; {describe})"
-            )
+        describe_project = (
+            f"`gcloud compute project-info describe --project {self.project}` shows it"
+        )
+        in_region = f"in {spec.region}"
+        gpus = f"{students} x {kind} with {plan.gpus_per_vm} {gpu_type}"
+        # (quota, where it is held, its scope's words, what needs it, how many, of what)
+        checks: list[tuple[str, dict[str, Any], str, str, str, int, str]] = [
+            (
+                metric,
+                quotas,
+                in_region,
+                describe,
+                f"{students} x {kind}",
+                plan.needed_vcpus,
+                "vCPUs",
+            ),
+            (
+                "CPUS_ALL_REGIONS",
+                project_quotas,
+                "of the project",
+                describe_project,
+                f"{students} x {kind}",
+                plan.needed_vcpus,
+                "vCPUs",
+            ),
+            (
+                "IN_USE_ADDRESSES",
+                quotas,
+                in_region,
+                describe,
+                f"{students} VMs (one external IP each)",
+                new,
+                "addresses",
+            ),
+            (
+                "SSD_TOTAL_GB",
+                quotas,
+                in_region,
+                describe,
+                f"{students} x {spec.disk_gb} GB {BOOT_DISK_TYPE} boot disks",
+                # Hyperdisk has quotas of its own, not checked here.
+                new * spec.disk_gb if boot_disk_type(kind) == BOOT_DISK_TYPE else 0,
+                "GB",
+            ),
+        ]
         if gpu_type and plan.gpus_per_vm:
             # Two quotas hold GPUs: the region's for the type, and the project's for all.
-            project = self._call("read the project's quotas", self.projects.get)
-            needed = new * plan.gpus_per_vm
-            for gpu_quota, held, where, how in (
-                (gpu_metric(gpu_type), quotas, f"in {spec.region}", describe),
+            gpu_quota = gpu_metric(gpu_type)
+            if gpu_quota not in quotas:
+                plan.problems.append(
+                    f"gcp: unknown quota metric {gpu_quota} for GPU {gpu_type}: region "
+                    f"{spec.region} lists no such quota ({describe}): check gpu_type, or "
+                    "find the GPU's quota on the Console's quotas page "
+                    f"({QUOTAS_PAGE}?project={self.project})"
+                )
+            else:
+                checks.append(
+                    (gpu_quota, quotas, in_region, describe, gpus, new * plan.gpus_per_vm, "GPUs")
+                )
+            checks.append(
                 (
                     "GPUS_ALL_REGIONS",
-                    {quota.metric: quota for quota in project.quotas},
+                    project_quotas,
                     "of the project",
-                    f"`gcloud compute project-info describe --project {self.project}` shows it",
-                ),
-            ):
-                quota = held.get(gpu_quota)
-                limit = float(quota.limit) if quota else 0.0
-                usage = int(quota.usage) if quota else 0
-                if needed > max(0.0, limit - usage):
-                    plan.problems.append(
-                        f"gcp: {students} x {kind} with {plan.gpus_per_vm} {gpu_type} needs "
-                        f"{needed} GPUs of the quota {gpu_quota} {where}; "
-                        f"{max(0.0, limit - usage):.0f} are free ({limit:.0f} in the quota, "
-                        f"{usage} in use): request at least {usage + needed} on the Console's "
-                        f"quotas page ({QUOTAS_PAGE}?project={self.project}, metric "
-                        f"compute.googleapis.com/{gpu_quota.lower()}; {how}); new projects "
-                        "start at 0 GPUs"
-                    )
-        price = spec.price(kind)
-        if price is not None:
-            plan.hourly_usd = round(price * students, 2)
-            plan.total_usd = round(price * students * spec.hours, 2)
+                    describe_project,
+                    gpus,
+                    new * plan.gpus_per_vm,
+                    "GPUs",
+                )
+            )
+        for name, held, where, how, who, needed, unit in checks:
+            quota = held.get(name)
+            if quota is None and name != metric and unit != "GPUs":
+                continue  # a quota this project does not have does not hold it back
+            limit = float(quota.limit) if quota else 0.0
+            usage = int(quota.usage) if quota else 0
+            free = max(0.0, limit - usage)
+            if needed > free:
+                gpu_note = "; new projects start at 0 GPUs" if unit == "GPUs" else ""
+                plan.problems.append(
+                    f"gcp: {who} needs {needed} {unit} of the quota {name} {where}; "
+                    f"{free:.0f} are free ({limit:.0f} in the quota, {usage} in use): request "
+                    f"at least {usage + needed} on the Console's quotas page ({QUOTAS_PAGE}"
+                    f"?project={self.project}, metric compute.googleapis.com/{name.lower()}; "
+                    f"{how}){gpu_note}"
+                )
+        try:
+            self._try(self.networks.get, project=self.project, network="default")
+        except gexc.NotFound:
+            plan.problems.append(
+                f"gcp: project {self.project} has no network named default, which the VMs and "
+                "the firewall rule use (org projects often have none): create it with "
+                f"`gcloud compute networks create default --subnet-mode=auto --project "
+                f"{self.project}`"
+            )
+        except gexc.GoogleAPICallError as exc:
+            plan.problems.append(f"gcp: cannot read network default: {_message(exc)}")
+        common.estimate(plan, spec, kind, students)
         return plan
 
     # --- what exists ----------------------------------------------------------------------
@@ -447,7 +538,7 @@ class GcpCloud:
     def _aggregated(self, client: Any, what: str, cohort: str, field: str) -> list[Any]:
         def every_page() -> list[Any]:
             pages = client.aggregated_list(
-                request={"project": self.project, "filter": f"labels.{COHORT_TAG} = {cohort}"}
+                request={"project": self.project, "filter": label_filter(cohort)}
             )
             return [item for _, scoped in pages for item in getattr(scoped, field)]
 
@@ -505,7 +596,7 @@ class GcpCloud:
             body = compute_v1.Firewall(
                 name=name,
                 description=f"Workshop cohort {cohort}: SSH and the labs' ports",
-                network="global/networks/default",
+                network=NETWORK,
                 direction="INGRESS",
                 target_tags=[network_tag(cohort)],
                 **wanted,
@@ -550,7 +641,10 @@ class GcpCloud:
                 items=[
                     compute_v1.Items(
                         key="ssh-keys", value=f"{self.spec.admin_user}:{self.spec.public_key()}"
-                    )
+                    ),
+                    # A project (or its organisation) with OS Login on ignores ssh-keys:
+                    # the SSH banner would answer, Ansible could not log in.
+                    compute_v1.Items(key="enable-oslogin", value="FALSE"),
                 ]
             ),
             disks=[
@@ -560,13 +654,14 @@ class GcpCloud:
                     initialize_params=compute_v1.AttachedDiskInitializeParams(
                         source_image=image,
                         disk_size_gb=self.spec.disk_gb,
+                        disk_type=f"zones/{zone}/diskTypes/{boot_disk_type(kind)}",
                         labels={COHORT_TAG: cohort, STUDENT_TAG: student},
                     ),
                 )
             ],
             network_interfaces=[
                 compute_v1.NetworkInterface(
-                    network="global/networks/default",
+                    network=NETWORK,
                     access_configs=[
                         compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")
                     ],
@@ -602,7 +697,9 @@ class GcpCloud:
                     )
                     errors = _operation_errors(self._wait(operation))
                 except gexc.Conflict:
-                    return None  # another `up` running at once made it in this zone
+                    # Another `up` running at once made it in this zone, or a retried insert
+                    # that had happened; or a VM the kit did not make has that name.
+                    return self._taken(cohort, zone, body.name)
                 except gexc.GoogleAPICallError as exc:
                     # A parameter or permission refusal: no other zone helps.
                     return f"{_reason(exc) or exc.code}: {_message(exc)}"
@@ -617,6 +714,23 @@ class GcpCloud:
                 # QUOTA_EXCEEDED and the rest: another zone of the region does not help.
                 return f"{code}: {message}"
         return "no capacity anywhere it may go (" + "; ".join(tried) + ")"
+
+    def _taken(self, cohort: str, zone: str, name: str) -> str | None:
+        """None when the instance ``name`` in ``zone`` is the cohort's, else why not."""
+        try:
+            instance = self._try(self.instances.get, project=self.project, zone=zone, instance=name)
+        except gexc.NotFound:
+            return f"name {name} in {zone} was taken, then freed: run up again"
+        except gexc.GoogleAPICallError as exc:
+            return f"cannot read {name} in {zone}: {_message(exc)}"
+        label = instance.labels.get(COHORT_TAG)
+        if label == cohort:
+            return None
+        whose = f"cohort {label}" if label else f"no {COHORT_TAG} label"
+        return (
+            f"name {name} taken by a VM the kit did not make ({whose}; in {zone}): delete "
+            "or rename it"
+        )
 
     def _delete(self, zone: str, name: str) -> str | None:
         """Deletes one instance and waits; None when it is gone, else why not."""
@@ -637,14 +751,11 @@ class GcpCloud:
 
     def _remove_duplicates(self, cohort: str) -> list[str]:
         """Two `up`s at once may both make a student's VM (in two zones): keep the oldest."""
-        by_student: dict[str, list[compute_v1.Instance]] = {}
-        for instance in self._listed(cohort):
-            by_student.setdefault(instance.labels.get(STUDENT_TAG, ""), []).append(instance)
-        extra = [
-            instance
-            for instances in by_student.values()
-            for instance in sorted(instances, key=lambda i: (i.creation_timestamp, i.id))[1:]
-        ]
+        extra = common.beyond_the_oldest(
+            self._listed(cohort),
+            lambda i: i.labels.get(STUDENT_TAG, ""),
+            lambda i: (i.creation_timestamp, i.id),
+        )
         removed = []
         for instance in extra:
             why = self._delete(_short(instance.zone), instance.name)
@@ -697,17 +808,7 @@ class GcpCloud:
             pause = min(5.0, pause * 2)
             report.vms = self.vms(cohort)
         progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
-        deadline = time.monotonic() + ssh_timeout
-
-        def answers(vm: Vm) -> bool:
-            if vm.state != "RUNNING" or not vm.public_ip:
-                return False
-            return ssh_probe(str(vm.public_ip), max(0.0, deadline - time.monotonic()))
-
-        probes = max(1, min(SSH_PROBES_AT_ONCE, len(report.vms)))
-        with ThreadPoolExecutor(max_workers=probes) as pool:
-            for vm, answered in zip(report.vms, pool.map(answers, report.vms), strict=True):
-                vm.ssh_ok = answered
+        common.wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="RUNNING")
         report.seconds = round(time.monotonic() - started, 1)
         return report
 

@@ -27,7 +27,17 @@ from workshop.errors import WorkshopError
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK6Q7BR7UqrYNZLSHWTzYtsv/o29zMRYlECOE28BG/4p admin@x\n"
 ZONES = ["us-central1-a", "us-central1-b", "us-central1-c"]
-PLENTY = {"CPUS": 4096.0, "G2_CPUS": 4096.0, "NVIDIA_T4_GPUS": 1024.0, "NVIDIA_L4_GPUS": 1024.0}
+PLENTY = {
+    "CPUS": 4096.0,
+    "G2_CPUS": 4096.0,
+    "N2_CPUS": 4096.0,
+    "C3_CPUS": 4096.0,
+    "N4_CPUS": 4096.0,
+    "NVIDIA_T4_GPUS": 1024.0,
+    "NVIDIA_L4_GPUS": 1024.0,
+    "IN_USE_ADDRESSES": 4096.0,
+    "SSD_TOTAL_GB": 409600.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +45,7 @@ def clouds(tmp_path_factory):
     fake = GceServer().start()
     fake.limits.update(PLENTY)
     fake.gpus_all_regions = 1024.0
+    fake.cpus_all_regions = 65536.0
     directory = tmp_path_factory.mktemp("gcp")
     (directory / "admin.pub").write_text(KEY)
     env = {
@@ -51,8 +62,12 @@ def fake(clouds) -> Iterator[GceServer]:
     yield clouds["fake"]
     clouds["fake"].limits.update(PLENTY)
     clouds["fake"].gpus_all_regions = 1024.0
+    clouds["fake"].cpus_all_regions = 65536.0
+    clouds["fake"].default_network = True
     clouds["fake"].full.clear()
     clouds["fake"].throttle = 0
+    clouds["fake"].throttle_status = 429
+    clouds["fake"].lose_answers = 0
 
 
 def cohort_file(clouds, **overrides: Any) -> Path:
@@ -221,13 +236,16 @@ def test_up_makes_one_labelled_vm_per_student_and_a_second_up_adds_none(clouds, 
             "workshop-expires": "2026-12-01t18-00-00z",
         }
         assert instance["metadata"]["items"] == [
-            {"key": "ssh-keys", "value": f"ubuntu:{KEY.strip()}"}
+            {"key": "ssh-keys", "value": f"ubuntu:{KEY.strip()}"},
+            {"key": "enable-oslogin", "value": "FALSE"},  # else OS Login ignores ssh-keys
         ]
         assert instance["tags"]["items"] == [f"workshop-{cohort}"]
         assert instance["scheduling"]["onHostMaintenance"] == "TERMINATE"
         [gpu] = instance["guestAccelerators"]
         assert gpu["acceleratorType"].endswith("/acceleratorTypes/nvidia-tesla-t4")
         assert instance["disks"][0]["diskSizeGb"] == "120"
+        disk = fake.disks[("us-central1-a", f"{cohort}-{vm.student}")]
+        assert disk["type"].endswith("/zones/us-central1-a/diskTypes/pd-balanced")
     rule = fake.firewalls[f"workshop-{cohort}-ssh"]
     assert rule["sourceRanges"] == ["203.0.113.0/24"]
     assert rule["allowed"] == [{"IPProtocol": "tcp", "ports": ["22", "8000", "8080"]}]
@@ -292,13 +310,160 @@ def test_a_quota_refusal_at_creation_stops_without_trying_other_zones(clouds, fa
 
 
 def test_throttled_calls_are_backed_off_and_retried(clouds, fake, monkeypatch):
+    """Compute Engine throttles mostly with 403 rateLimitExceeded (domain usageLimits)."""
     cohort = unique_cohort("slow")
     monkeypatch.setattr(gcp, "BACKOFF", 0.05)  # 0.05, 0.1, 0.2 s instead of 0.5, 1, 2
-    fake.throttle = 3
+    fake.throttle, fake.throttle_status = 3, 403
+    throttled = fake.throttled
     report = cloud_for(clouds).up(cohort, ["student01"], ssh_probe=answers)
-    assert fake.throttled >= 3
+    assert fake.throttled == throttled + 3
     assert report.ready, report.failed
     assert len(labelled(fake, cohort)["instances"]) == 1
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_a_429_and_a_passing_500_are_tried_again(clouds, fake, monkeypatch, status):
+    """(The client tries a GET answered 503 again itself; an insert's 503: the next test.)"""
+    monkeypatch.setattr(gcp, "BACKOFF", 0.01)
+    fake.throttle, fake.throttle_status = 3, status
+    throttled = fake.throttled
+    plan = cloud_for(clouds).plan(1)
+    assert fake.throttled == throttled + 3
+    assert plan.fits, plan.problems
+
+
+def test_an_insert_whose_answer_was_lost_counts_and_a_name_taken_by_another_vm_fails(
+    clouds, fake, monkeypatch
+):
+    """An insert answered 503 backendError (which the client does not try again) is tried
+    again by the kit; if it had happened, the 409 finds the cohort's own VM."""
+    monkeypatch.setattr(gcp, "BACKOFF", 0.01)
+    cloud = cloud_for(clouds)
+    cohort = unique_cohort("lost")
+    fake.lose_answers = 1  # made, answered 503; tried again: 409 alreadyExists
+    report = cloud.up(cohort, ["student01"], ssh_probe=answers)
+    assert (report.created, report.failed) == (["student01"], {})
+    assert report.ready
+    taken = unique_cohort("taken")
+    image = "projects/ubuntu-os-cloud/global/images/family/ubuntu-2404-lts-amd64"
+    with fake.lock:  # someone's own VM with the name the kit would give student01
+        fake.insert_instance(
+            "us-central1-a",
+            {
+                "name": f"{taken}-student01",
+                "machineType": "zones/us-central1-a/machineTypes/n1-standard-4",
+                "disks": [{"boot": True, "initializeParams": {"sourceImage": image}}],
+            },
+        )
+    other = cloud.up(taken, ["student01", "student02"], ssh_probe=answers)
+    assert other.created == ["student02"]
+    assert set(other.failed) == {"student01"}
+    assert (
+        f"name {taken}-student01 taken by a VM the kit did not make (no workshop-cohort label"
+        in other.failed["student01"]
+    )
+    assert "delete or rename it" in other.failed["student01"]
+    assert not other.ready
+    with fake.lock:
+        fake.delete_instance("us-central1-a", f"{taken}-student01")
+
+
+def test_the_boot_disk_is_pd_balanced_or_hyperdisk_which_c3_and_n4_accept(clouds, fake):
+    """No disk type is pd-standard (HDD), which G2, C3, N4 and C4 refuse."""
+    for kind, disk_type in (("c3-standard-4", "pd-balanced"), ("n4-standard-4", "hyperdisk")):
+        cohort = unique_cohort("disk")
+        cloud = cloud_for(clouds, instance_types=[kind], gpu_type=None)
+        report = cloud.up(cohort, ["student01"], ssh_probe=answers)
+        assert report.ready, report.failed
+        assert report.plan.quota_code == kind.split("-")[0].upper() + "_CPUS"
+        disk = fake.disks[("us-central1-a", f"{cohort}-student01")]
+        assert f"/diskTypes/{disk_type}" in disk["type"]
+        cloud.down(cohort)
+
+
+def test_the_plan_names_every_quota_that_would_stop_the_class(clouds, fake):
+    """vCPUs of the project (CPUS_ALL_REGIONS), the region's external addresses
+    (IN_USE_ADDRESSES) and SSD disk space (SSD_TOTAL_GB: pd-balanced boot disks)."""
+    cloud = cloud_for(clouds)  # disk_gb 120, n1-standard-4
+    used = fake.usage()
+    addresses, ssd, cpus = (
+        int(used["IN_USE_ADDRESSES"]),
+        int(used["SSD_TOTAL_GB"]),
+        int(fake.cpus_in_use()),
+    )
+    fake.limits["IN_USE_ADDRESSES"] = addresses + 2.0
+    fake.limits["SSD_TOTAL_GB"] = ssd + 250.0
+    fake.cpus_all_regions = cpus + 8.0
+    plan = cloud.plan(3)
+    assert not plan.fits
+    problems = "\n".join(plan.problems)
+    assert len(plan.problems) == 3, problems
+    assert (
+        f"needs 12 vCPUs of the quota CPUS_ALL_REGIONS of the project; 8 are free "
+        f"({cpus + 8} in the quota, {cpus} in use): request at least {cpus + 12}" in problems
+    )
+    assert (
+        f"3 VMs (one external IP each) needs 3 addresses of the quota IN_USE_ADDRESSES in "
+        f"us-central1; 2 are free ({addresses + 2} in the quota, {addresses} in use): request "
+        f"at least {addresses + 3}" in problems
+    )
+    assert (
+        f"3 x 120 GB pd-balanced boot disks needs 360 GB of the quota SSD_TOTAL_GB in "
+        f"us-central1; 250 are free ({ssd + 250} in the quota, {ssd} in use): request at "
+        f"least {ssd + 360}" in problems
+    )
+    assert "compute.googleapis.com/in_use_addresses" in problems
+    before = everything(fake)
+    with pytest.raises(WorkshopError, match="IN_USE_ADDRESSES"):
+        cloud.up(unique_cohort("quotas"), ["s1", "s2", "s3"], ssh_probe=answers)
+    assert everything(fake) == before
+    # Each insert is charged: a plan that fitted a moment ago meets the API's refusal.
+    fake.limits["IN_USE_ADDRESSES"] = addresses + 1.0
+    fake.limits["SSD_TOTAL_GB"] = ssd + 120.0
+    fake.cpus_all_regions = cpus + 4.0
+    for metric in ("IN_USE_ADDRESSES", "SSD_TOTAL_GB", "CPUS_ALL_REGIONS"):
+        cohort = unique_cohort("charged")
+        plan = cloud.plan(1, cohort)
+        assert plan.fits, plan.problems
+        saved = (dict(fake.limits), fake.cpus_all_regions)
+        if metric == "CPUS_ALL_REGIONS":
+            fake.cpus_all_regions = float(cpus)
+        else:
+            fake.limits[metric] -= 1.0
+        report = cloud.up(cohort, ["student01"], ssh_probe=answers, plan=plan)
+        assert report.failed["student01"].startswith(f"QUOTA_EXCEEDED: Quota '{metric}'")
+        fake.limits.update(saved[0])
+        fake.cpus_all_regions = saved[1]
+    assert everything(fake) == before | {
+        "firewalls": before["firewalls"] | {n for n in fake.firewalls if "charged" in n}
+    }
+
+
+def test_a_project_without_the_default_network_is_named_before_anything_is_made(clouds, fake):
+    fake.default_network = False
+    before = everything(fake)
+    cloud = cloud_for(clouds)
+    plan = cloud.plan(1)
+    [problem] = plan.problems
+    assert f"project {PROJECT} has no network named default" in problem
+    assert "gcloud compute networks create default --subnet-mode=auto" in problem
+    with pytest.raises(WorkshopError, match="no network named default"):
+        cloud.up(unique_cohort("nonet"), ["student01"], ssh_probe=answers)
+    assert everything(fake) == before
+
+
+def test_a_gpu_on_a_type_that_takes_none_and_a_gpu_without_a_quota_are_named(clouds, fake):
+    e2 = cloud_for(clouds, instance_types=["e2-standard-4", "n1-standard-4"]).plan(1)
+    [problem] = e2.problems
+    assert "gpu_type nvidia-tesla-t4 cannot be attached to e2-standard-4" in problem
+    assert "GPUs attach only to N1 types" in problem
+    assert e2.offered["e2-standard-4"] == []
+    assert cloud_for(clouds, instance_types=["e2-standard-4"], gpu_type=None).plan(1).fits
+    p4 = cloud_for(clouds, gpu_type="nvidia-tesla-p4").plan(1)
+    [unknown] = [p for p in p4.problems if "NVIDIA_P4_GPUS" in p]
+    assert "unknown quota metric NVIDIA_P4_GPUS for GPU nvidia-tesla-p4" in unknown
+    e2_cpus = cloud_for(clouds, instance_types=["e2-standard-4"], gpu_type=None).plan(1)
+    assert e2_cpus.quota_code == "CPUS"
 
 
 def test_a_students_second_vm_from_two_ups_at_once_is_removed(clouds, fake):
@@ -345,7 +510,14 @@ def test_a_vm_that_never_answers_ssh_is_named(clouds, fake):
 
     report = cloud_for(clouds).up(unique_cohort("ssh"), ["student01", "student02"], ssh_probe=probe)
     assert not report.ready
-    assert sorted(bool(vm.ssh_ok) for vm in report.vms) == [False, True]
+    [quiet] = silent
+    assert {vm.public_ip: vm.ssh_ok for vm in report.vms} == {
+        vm.public_ip: vm.public_ip != quiet for vm in report.vms
+    }
+    [named] = [vm for vm in report.vms if not vm.ssh_ok]
+    assert named.public_ip == quiet
+    assert named.student in ("student01", "student02")
+    assert named.instance_id == f"{report.cohort}-{named.student}"
 
 
 def test_down_removes_exactly_the_cohort_and_a_leftover_disk_and_is_safe_to_repeat(clouds, fake):
@@ -419,7 +591,8 @@ def test_without_credentials_or_project_or_with_a_bad_token_the_fix_is_named(
 
 def test_the_fake_refuses_what_compute_engine_refuses(clouds, fake):
     """The real client against the fake: GPUs without TERMINATE, bad labels and names, an
-    unknown project, a duplicate."""
+    unknown project, a boot disk of no type (pd-standard) on G2, a GPU on E2, a filter it
+    cannot parse, no default network, a duplicate."""
     cloud = cloud_for(clouds)
     body = cloud._body(
         "refuse-me", "student01", "n1-standard-4", "us-central1-a", gcp.UBUNTU_PROJECT
@@ -447,9 +620,34 @@ def test_the_fake_refuses_what_compute_engine_refuses(clouds, fake):
         insert(project="someone-else")
     with pytest.raises(gexc.BadRequest, match="Unknown zone"):
         client.get(project=PROJECT, zone="us-central1-z", instance="x")
+    g2 = compute_v1.Instance.from_json(compute_v1.Instance.to_json(body))
+    g2.machine_type = "zones/us-central1-a/machineTypes/g2-standard-4"
+    g2.guest_accelerators = []
+    g2.disks[0].initialize_params.disk_type = ""  # none given: pd-standard
+    with pytest.raises(gexc.BadRequest, match="pd-standard disk type cannot be used by g2"):
+        client.insert(project=PROJECT, zone="us-central1-a", instance_resource=g2)
+    with pytest.raises(gexc.BadRequest, match=r"\[e2-standard-4, nvidia-tesla-t4\] features"):
+        insert(machine_type="zones/us-central1-a/machineTypes/e2-standard-4")
+    for garbage in ("garbage", "labels.workshop-cohort", 'labels.a = "b" OR (', "tags = x"):
+        with pytest.raises(gexc.BadRequest, match="Invalid list filter expression"):
+            list(client.aggregated_list(request={"project": PROJECT, "filter": garbage}))
+    assert gcp.label_filter("nov-2026") == 'labels.workshop-cohort = "nov-2026"'
+    fake.default_network = False
+    with pytest.raises(gexc.BadRequest, match="network resource cannot be found"):
+        insert()
+    with pytest.raises(gexc.NotFound, match="global/networks/default"):
+        cloud.networks.get(project=PROJECT, network="default")
+    fake.default_network = True
     insert()
     with pytest.raises(gexc.Conflict, match="already exists"):
         insert()
+    mine = gcp.label_filter("refuse-me")
+    found = list(client.aggregated_list(request={"project": PROJECT, "filter": mine}))
+    assert [i.name for _, scoped in found for i in scoped.instances] == ["refuse-me-student01"]
+    found = list(
+        client.aggregated_list(request={"project": PROJECT, "filter": gcp.label_filter("refuse")})
+    )
+    assert [i.name for _, scoped in found for i in scoped.instances] == []
     with fake.lock:
         fake.delete_instance("us-central1-a", "refuse-me-student01")
 

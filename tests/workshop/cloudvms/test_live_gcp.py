@@ -39,5 +39,13 @@ def test_one_vm_up_answers_ssh_and_down_leaves_nothing():
     finally:
         removed = cloud.down(cohort)
     assert removed.left == []
-    assert cloud.vms(cohort) == []
-    assert cloud.down(cohort).other == [], "the firewall rule is gone"
+    # Nothing carrying the cohort's label is left (instances, disks), nor its firewall rule.
+    import google.api_core.exceptions as gexc
+
+    assert [i.name for i in cloud._listed(cohort)] == []
+    disks = cloud._aggregated(cloud.disks, "disks", cohort, "disks")
+    assert [d.name for d in disks if d.labels.get("workshop-cohort") == cohort] == []
+    with pytest.raises(gexc.NotFound):
+        cloud.firewalls.get(project=cloud.project, firewall=gcp.firewall_name(cohort))
+    again = cloud.down(cohort)
+    assert (again.terminated, again.other, again.volumes, again.left) == ([], [], [], [])
