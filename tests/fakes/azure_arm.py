@@ -3,22 +3,30 @@
 It answers exactly what ``workshop.cloudvms.azure`` asks of the real azure-mgmt-compute,
 -network and -resource clients: resource groups (and what is in one), virtual networks with
 their subnets, network security groups, public IP addresses, network interfaces, virtual
-machines (with their instance view) and their OS disks, the compute SKUs of a location, its
-vCPU usages and quotas, and Canonical's image versions. Every call needs ``api-version``
-and the Entra ID bearer token ``tests.fakes.clouds.EntraToken`` hands out for ARM's
-audience; the App Service managed-identity endpoint (``/msi/token``) hands one out too, so
-``DefaultAzureCredential`` works in a subprocess (IDENTITY_ENDPOINT, IDENTITY_HEADER).
+machines and their OS disks, the compute SKUs of a location (with HyperVGenerations), its
+vCPU usages and quotas (some families named in another case than the SKUs name them, as ARM
+does), Canonical's image versions, managed images and gallery image versions. A VM's power
+state is in its own instance view (``GET .../instanceView``, or one VM's GET with
+``$expand=instanceView``); as ARM, a list never carries instance views and refuses
+``$expand=instanceView`` without a scale set's ``$filter`` (400 InvalidParameter). Every
+call needs ``api-version`` and the Entra ID bearer token ``tests.fakes.clouds.EntraToken``
+hands out for ARM's audience; the App Service managed-identity endpoint (``/msi/token``)
+hands one out too, so ``DefaultAzureCredential`` works in a subprocess (IDENTITY_ENDPOINT,
+IDENTITY_HEADER).
 
 Long-running operations go as ARM runs them: a PUT answers 201 (a DELETE 202) with an
 ``Azure-AsyncOperation`` URL, and the change takes effect when that URL is polled (a VM
-delete that was never waited for still holds its NIC). It refuses what ARM refuses, in
-ARM's error shape ``{"error": {"code", "message"}}``: bad tokens or audiences, unknown
-subscriptions, locations and resource groups, invalid names, references to missing
-subnets, IPs, NSGs or NICs, a VM without an SSH key, a VM over the family's or the
-region's vCPU quota (OperationNotAllowed, the quota message Azure writes), a size not
-offered in a zone (SkuNotAvailable), a zone or size marked full (ZonalAllocationFailed
-on the operation, leaving the VM Failed as Azure does, and a later PUT may not move its
-zone), and deleting what is still in use. ``throttle`` answers the next N calls with 429
+delete that was never waited for still holds its NIC). It refuses what ARM refuses, in ARM's
+error shape ``{"error": {"code", "message"}}``: bad tokens or audiences, unknown
+subscriptions, locations and resource groups, invalid names, references to missing subnets,
+IPs, NSGs or NICs, a VM without an SSH key, a VM over the family's or the region's vCPU
+quota (OperationNotAllowed, the quota message Azure writes), a size not offered in a zone
+(SkuNotAvailable), a zone or size marked full (ZonalAllocationFailed on the operation,
+leaving the VM Failed as Azure does, and a later PUT may not move its zone), reserved admin
+user names, deleting what is still in use, and deleting or attaching a NIC whose VM was just
+deleted (NicReservedForAnotherVm: 180 s in ARM, ``nic_reserved_seconds`` here).
+``forbidden`` answers matching calls 403 with a given code (a missing role, a policy);
+``refused`` lists the code of every refusal. ``throttle`` answers the next N calls with 429
 and ``Retry-After``. ``calls`` counts every request (for the benchmark).
 """
 
@@ -59,6 +67,15 @@ FAMILY_NAMES = {
     "StandardNCADSA100v4Family": "Standard NCADS_A100_v4 Family vCPUs",
     "standardDSv5Family": "Standard DSv5 Family vCPUs",
 }
+# Usages name some families as the SKUs do not: ARM's names differ in case.
+USAGE_VALUES = {"StandardNCADSA100v4Family": "standardNCADSA100v4Family"}
+# Admin user names ARM refuses for a Linux VM (osProfile.adminUsername).
+RESERVED_ADMINS = {
+    "administrator", "admin", "user", "user1", "test", "user2", "test1", "user3", "admin1",
+    "1", "123", "a", "actuser", "adm", "admin2", "aspnet", "backup", "console", "david",
+    "guest", "john", "owner", "root", "server", "sql", "support", "support_388945a0", "sys",
+    "test2", "test3", "user4", "user5",
+}  # fmt: skip
 REGIONAL = "cores"  # usage name of "Total Regional vCPUs"
 # Resource types by the path segment after /providers/.
 TYPES = {
@@ -68,6 +85,7 @@ TYPES = {
     "microsoft.network/networkinterfaces": "Microsoft.Network/networkInterfaces",
     "microsoft.compute/virtualmachines": "Microsoft.Compute/virtualMachines",
     "microsoft.compute/disks": "Microsoft.Compute/disks",
+    "microsoft.compute/images": "Microsoft.Compute/images",
 }
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,78}[A-Za-z0-9_])?$")
 _VM_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$")
@@ -99,6 +117,16 @@ class AzureArmServer:
         self.limits: dict[str, dict[str, float]] = {}
         # (zone, size or None) pairs with no capacity now
         self.full: set[tuple[str, str | None]] = set()
+        # A NIC whose VM is deleted stays reserved for it (180 s in ARM): no delete, no
+        # other VM may take it. Short here so tests wait little; nic id -> (vm id, until).
+        self.nic_reserved_seconds = 0.5
+        self.reserved_nics: dict[str, tuple[str, float]] = {}
+        self.refused: list[str] = []  # the error code of each refusal, in order
+        # (method, path regex, code, message): what a role or policy forbids, answered 403
+        # as ARM does (AuthorizationFailed, RequestDisallowedByPolicy, ...)
+        self.forbidden: list[tuple[str, str, str, str]] = []
+        # size -> its HyperVGenerations capability ("V1,V2" unless set)
+        self.generations: dict[str, str] = {}
         self.throttle = 0  # answer the next N calls with 429
         self.retry_after = 1
         self.throttled: list[float] = []  # when each 429 went out
@@ -217,6 +245,27 @@ class AzureArmServer:
         self.resources[rid.lower()] = resource
         return resource
 
+    def _check_images(self, _rid: str, _loc: str, _body: dict, props: dict) -> dict:
+        return props
+
+    def add_gallery_version(self, group: str, gallery: str, image: str, version: str) -> str:
+        """An Azure Compute Gallery image version (tests make it here); returns its id."""
+        rid = (
+            f"/subscriptions/{self.subscription}/resourceGroups/{group}/providers/"
+            f"Microsoft.Compute/galleries/{gallery}/images/{image}/versions/{version}"
+        )
+        with self.lock:
+            self.resources[rid.lower()] = {
+                "id": rid,
+                "name": version,
+                "type": "Microsoft.Compute/galleries/images/versions",
+                "location": next(iter(self.locations)),
+                "tags": {},
+                "group": group,
+                "properties": {"provisioningState": "Succeeded"},
+            }
+        return rid
+
     def _check_virtualNetworks(self, rid: str, _loc: str, _body: dict, props: dict) -> dict:
         subnets = []
         for subnet in props.get("subnets") or []:
@@ -334,6 +383,8 @@ class AzureArmServer:
                 "zones. See https://aka.ms/azureskunotavailable for details.",
             )
         profile = props.get("osProfile", {})
+        if str(profile.get("adminUsername", "")).lower() in RESERVED_ADMINS:
+            raise ArmError(400, "InvalidParameter", "The Admin Username specified is not allowed.")
         linux = profile.get("linuxConfiguration", {})
         keys = linux.get("ssh", {}).get("publicKeys") or []
         if (linux.get("disablePasswordAuthentication") and not keys) or (
@@ -350,12 +401,22 @@ class AzureArmServer:
                 400, "InvalidParameter", f"computerName {profile.get('computerName')!r} is invalid."
             )
         image = props.get("storageProfile", {}).get("imageReference", {})
+        if image.get("id"):
+            if not self._find(image["id"]):
+                raise ArmError(
+                    404,
+                    "ImageNotFound",
+                    f"The Image '{image['id']}' cannot be found in '{location}' region.",
+                )
+            image = {}
         key = (
             str(image.get("publisher", "")).lower(),
             str(image.get("offer", "")).lower(),
             str(image.get("sku", "")).lower(),
         )
-        if key not in IMAGES or image.get("version") not in ("latest", *IMAGES.get(key, [])):
+        if image and (
+            key not in IMAGES or image.get("version") not in ("latest", *IMAGES.get(key, []))
+        ):
             raise ArmError(
                 404,
                 "PlatformImageNotFound",
@@ -377,6 +438,7 @@ class AzureArmServer:
                     raise ArmError(
                         409, "NicInUse", f"Network interface {nic['id']} is used by {vm['id']}."
                     )
+            self.check_reserved(nic["id"])
         family, vcpus, _ = SIZES[size]
         used = self.usage(location)
         if existing and existing["properties"]["provisioningState"] != "Failed":
@@ -460,6 +522,9 @@ class AzureArmServer:
         resource = self.resources.pop(rid.lower(), None)
         if resource is None or not resource["type"].endswith("virtualMachines"):
             return
+        until = time.monotonic() + self.nic_reserved_seconds
+        for nic in resource["properties"].get("networkProfile", {}).get("networkInterfaces", []):
+            self.reserved_nics[nic["id"].lower()] = (resource["id"], until)
         os_disk = resource["properties"]["storageProfile"]["osDisk"]
         disk_id = os_disk.get("managedDisk", {}).get("id", "").lower()
         disk = self.resources.get(disk_id)
@@ -471,10 +536,24 @@ class AzureArmServer:
             disk.pop("managedBy", None)
             disk["properties"]["diskState"] = "Unattached"
 
+    def check_reserved(self, nic_id: str) -> None:
+        """ARM's refusal to delete or attach a NIC its deleted VM still reserves."""
+        vm, until = self.reserved_nics.get(nic_id.lower(), ("", 0.0))
+        if time.monotonic() < until:
+            raise ArmError(
+                400,
+                "NicReservedForAnotherVm",
+                f"Nic(s) in request is reserved for another Virtual Machine for "
+                f"{self.nic_reserved_seconds:g} seconds. Please provide another nic(s) or retry "
+                f"after {self.nic_reserved_seconds:g} seconds. Reserved VM: {vm}",
+            )
+
     def check_delete(self, resource: dict[str, Any]) -> None:
         """What ARM refuses to delete while something uses it."""
         rid = resource["id"].lower()
         short = resource["type"].rsplit("/", 1)[-1]
+        if short == "networkInterfaces":
+            self.check_reserved(rid)
 
         def users(kind: str, needle: str) -> list[dict[str, Any]]:
             return [
@@ -580,9 +659,14 @@ def _handler(fake: AzureArmServer) -> type[BaseHTTPRequestHandler]:
                         "The api-version query parameter (?api-version=) is required for all "
                         "requests.",
                     )
+                for verb, pattern, code, message in list(fake.forbidden):
+                    if verb == method and re.search(pattern, url.path, re.I):
+                        raise ArmError(403, code, message)
                 with fake.lock:
                     self._arm(method, url.path, query, body)
             except ArmError as error:
+                with fake.lock:
+                    fake.refused.append(error.code)
                 self._error(error)
 
         do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = do_HEAD = _route
@@ -656,7 +740,7 @@ def _handler(fake: AzureArmServer) -> type[BaseHTTPRequestHandler]:
             group = re.fullmatch(r"/resourcegroups/([^/]+)(/.*)?", rest, re.I)
             if not group:
                 raise ArmError(404, "NotFound", f"No route for {path}")
-            return self._group(method, group.group(1), group.group(2) or "", body)
+            return self._group(method, group.group(1), group.group(2) or "", query, body)
 
         def _location(self, location: str, rest: str) -> None:
             if rest.lower() == "usages":
@@ -667,7 +751,10 @@ def _handler(fake: AzureArmServer) -> type[BaseHTTPRequestHandler]:
                         "unit": "Count",
                         "currentValue": used.get(name, 0),
                         "limit": int(fake.limit(location, name)),
-                        "name": {"value": name, "localizedValue": localized},
+                        "name": {
+                            "value": USAGE_VALUES.get(name, name),
+                            "localizedValue": localized,
+                        },
                     }
                     for name, localized in names.items()
                 ]
@@ -718,6 +805,7 @@ def _handler(fake: AzureArmServer) -> type[BaseHTTPRequestHandler]:
                     capabilities = [
                         {"name": "vCPUs", "value": str(vcpus)},
                         {"name": "MemoryGB", "value": "28"},
+                        {"name": "HyperVGenerations", "value": fake.generations.get(size, "V1,V2")},
                     ]
                     if gpus:
                         capabilities.append({"name": "GPUs", "value": str(gpus)})
@@ -736,7 +824,9 @@ def _handler(fake: AzureArmServer) -> type[BaseHTTPRequestHandler]:
                     )
             return self._send(200, {"value": value})
 
-        def _group(self, method: str, name: str, rest: str, body: dict) -> None:
+        def _group(
+            self, method: str, name: str, rest: str, query: dict[str, str], body: dict
+        ) -> None:
             key = name.lower()
             if rest == "":
                 return self._resource_group(method, name, body)
@@ -752,15 +842,44 @@ def _handler(fake: AzureArmServer) -> type[BaseHTTPRequestHandler]:
                     if r["group"].lower() == key
                 ]
                 return self._send(200, {"value": items})
-            match = re.fullmatch(r"/providers/(\w+\.\w+/\w+)(?:/([^/]+))?", rest, re.I)
+            if re.fullmatch(
+                r"/providers/Microsoft\.Compute/galleries/[^/]+/images/[^/]+/versions/[^/]+",
+                rest,
+                re.I,
+            ):
+                if method != "GET":
+                    raise ArmError(405, "MethodNotAllowed", method)
+                version_id = f"/subscriptions/{fake.subscription}/resourceGroups/{name}{rest}"
+                if (found := fake.resources.get(version_id.lower())) is None:
+                    raise ArmError(
+                        404,
+                        "ResourceNotFound",
+                        f"The Resource '{rest.split('/providers/')[1]}' under resource group "
+                        f"'{name}' was not found.",
+                    )
+                return self._send(200, self._view(found, False))
+            match = re.fullmatch(
+                r"/providers/(\w+\.\w+/\w+)(?:/([^/]+)(/instanceView)?)?", rest, re.I
+            )
             if not match or match.group(1).lower() not in TYPES:
                 raise ArmError(404, "NotFound", f"No route for {rest}")
             kind = TYPES[match.group(1).lower()]
+            instance_view = query.get("$expand", "").lower() == "instanceview"
+            if match.group(3) and (method != "GET" or not kind.endswith("virtualMachines")):
+                raise ArmError(404, "NotFound", f"No route for {rest}")
             namespace = kind.split("/")[0]
             resource_name = match.group(2)
             if resource_name is None:
                 if method != "GET":
                     raise ArmError(405, "MethodNotAllowed", method)
+                if instance_view and not query.get("$filter"):
+                    # As ARM: a list's instance views only come for one scale set's VMs.
+                    raise ArmError(
+                        400,
+                        "InvalidParameter",
+                        "The value 'instanceView' of parameter '$expand' is only supported with "
+                        "a valid '$filter' on a virtual machine scale set id.",
+                    )
                 items = [
                     self._view(r, False)
                     for r in fake.of_type(kind.rsplit("/", 1)[-1], group["name"])
@@ -779,7 +898,9 @@ def _handler(fake: AzureArmServer) -> type[BaseHTTPRequestHandler]:
                         f"The Resource '{kind}/{resource_name}' under resource group "
                         f"'{name}' was not found.",
                     )
-                return self._send(200, self._view(existing, True))
+                if match.group(3):
+                    return self._send(200, self._instance_view(existing))
+                return self._send(200, self._view(existing, instance_view))
             if method == "PUT":
                 if existing and existing["properties"].get("provisioningState") == "Deleting":
                     raise ArmError(409, "Conflict", f"{resource_name} is being deleted.")
@@ -813,23 +934,32 @@ def _handler(fake: AzureArmServer) -> type[BaseHTTPRequestHandler]:
             # when no Retry-After is given, and would wait its own polling_interval after a 0).
             return {"Azure-AsyncOperation": url, "Location": url, "x-ms-retry-after-ms": "5"}
 
-        def _view(self, resource: dict[str, Any], _single: bool) -> dict[str, Any]:
-            view = {k: v for k, v in resource.items() if k != "group"}
-            if resource["type"].endswith("virtualMachines"):
-                state = resource["properties"]["provisioningState"]
-                power = {"Succeeded": "running", "Deleting": "stopping"}.get(state, "starting")
-                if state == "Failed":
-                    power = "deallocated"
+        def _view(self, resource: dict[str, Any], instance_view: bool) -> dict[str, Any]:
+            """A resource as ARM shows it; a VM with its instance view only when one VM is
+            read with $expand=instanceView."""
+            view = {k: v for k, v in resource.items() if k not in ("group", "power")}
+            if instance_view and resource["type"].endswith("virtualMachines"):
                 view["properties"] = {
                     **resource["properties"],
-                    "instanceView": {
-                        "statuses": [
-                            {"code": f"ProvisioningState/{state.lower()}"},
-                            {"code": f"PowerState/{resource.get('power', power)}"},
-                        ]
-                    },
+                    "instanceView": self._instance_view(resource),
                 }
             return view
+
+        @staticmethod
+        def _instance_view(resource: dict[str, Any]) -> dict[str, Any]:
+            """GET .../virtualMachines/{name}/instanceView: its provisioning and power state
+            (``resource["power"]`` sets the power state: stopped, deallocated, ...)."""
+            state = resource["properties"]["provisioningState"]
+            power = {"Succeeded": "running", "Deleting": "stopping"}.get(state, "starting")
+            if state == "Failed":
+                power = "deallocated"
+            return {
+                "computerName": resource["properties"].get("osProfile", {}).get("computerName"),
+                "statuses": [
+                    {"code": f"ProvisioningState/{state.lower()}", "level": "Info"},
+                    {"code": f"PowerState/{resource.get('power', power)}", "level": "Info"},
+                ],
+            }
 
         def _resource_group(self, method: str, name: str, body: dict) -> None:
             key = name.lower()

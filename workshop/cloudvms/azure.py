@@ -1,18 +1,23 @@
 """A cohort's VMs in Azure (azure-mgmt-compute, -network, -resource): planned, created,
 listed and removed by their tag.
 
-Before anything is made, ``plan`` checks what would stop the class: the image exists, the
-VM sizes are offered to the subscription in the cohort's zones (resource SKUs and their
-restrictions), and the location's vCPU quotas (the size's family and Total Regional vCPUs)
-hold the cohort next to what already runs. ``up`` then makes, in the cohort's resource
-group, one virtual network, one network security group (SSH and the labs' ports, from
-``allow_from``) and, per student, a static Standard public IP, a network interface and a VM
-``<cohort>-<login>`` with SSH key login only, each tagged ``workshop-cohort=<cohort>`` and
-``workshop-student=<login>``, trying the zones and sizes in the cohort file's order when
-Azure has no capacity. A second ``up`` finds what the first made by those tags and only
-adds what is missing. ``down`` removes exactly what carries the cohort's tag, in the order
-Azure lets go of it (VMs, NICs, public IPs, leftover disks, NSG, VNet, then the resource
-group when the kit made it and it is empty).
+Before anything is made, ``plan`` checks what would stop the class: the image exists (a
+Canonical image, or a managed or gallery image of the subscription), the admin user name is
+one Azure allows, the VM sizes are offered to the subscription in the cohort's zones
+(resource SKUs and their restrictions) and boot Canonical's generation 2 images, and the
+location's vCPU quotas (the size's family and Total Regional vCPUs) hold the cohort next to
+what already runs. ``up`` then makes, in the cohort's resource group, one virtual network,
+one network security group (SSH and the labs' ports, from ``allow_from``) and, per student,
+a static Standard public IP, a network interface and a VM ``<cohort>-<login>`` with SSH key
+login only, each tagged ``workshop-cohort=<cohort>`` and ``workshop-student=<login>``,
+trying the zones and sizes in the cohort file's order when Azure has no capacity. A second
+``up`` finds what the first made by those tags and only adds what is missing; a same-named
+VM without the cohort's tag is never changed. A VM's state is its provisioning state, then
+the power state of its instance view. ``down`` removes exactly what carries the cohort's
+tag, in the order Azure lets go of it (VMs, NICs, public IPs, leftover disks, NSG, VNet,
+then the resource group when the kit made it and it is empty), waiting out the 180 s Azure
+keeps a deleted VM's NIC reserved for it (NicReservedForAnotherVm), as a zone fallback does
+before it attaches the NIC to the next try.
 
 Credentials come from azure-identity's DefaultAzureCredential (environment service
 principal, workload or managed identity, ``az login``); the subscription from the cohort
@@ -44,6 +49,7 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as network_models
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from workshop.cloudvms import common
 from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
@@ -63,6 +69,20 @@ CAPACITY_ERRORS = {
     "OverconstrainedAllocationRequest",
     "OverconstrainedZonalAllocationRequest",
 }
+# A NIC whose VM was deleted (or whose VM's create failed) stays reserved for that VM for
+# 180 s: deleting it or attaching it to another VM is refused until then.
+NIC_RESERVED = "NicReservedForAnotherVm"
+NIC_RESERVED_PATIENCE = 200.0  # seconds
+# Admin names Azure refuses for a VM (osProfile.adminUsername), refused here before anything
+# is made.
+RESERVED_ADMINS = frozenset(
+    {
+        "administrator", "admin", "user", "user1", "test", "user2", "test1", "user3", "admin1",
+        "1", "123", "a", "actuser", "adm", "admin2", "aspnet", "backup", "console", "david",
+        "guest", "john", "owner", "root", "server", "sql", "support", "support_388945a0", "sys",
+        "test2", "test3", "user4", "user5",
+    }
+)  # fmt: skip
 REGIONAL_USAGE = "cores"  # the usage entry "Total Regional vCPUs"
 # Linux VM names (and host names): 1-64 letters, digits and hyphens, no hyphen at either end.
 VM_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?$")
@@ -70,7 +90,6 @@ ADDRESS_SPACE = "10.42.0.0/16"
 SUBNET = "10.42.0.0/20"  # 4091 addresses: a cohort of any size
 SUBNET_NAME = "vms"
 SSH_PORT = 22
-SSH_PROBES_AT_ONCE = 64
 CREDENTIALS_FIX = (
     "run `az login`, or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET (a "
     "service principal), or use a managed identity"
@@ -91,6 +110,20 @@ def _why(exc: Exception) -> str:
     if isinstance(exc, HttpResponseError):
         return f"{_code(exc) or exc.status_code}: {_message(exc)}"
     return str(exc)
+
+
+def _patiently(function: Callable[[], Any], codes: set[str], patience: float) -> Any:
+    """``function``, again with a growing pause while Azure answers one of ``codes``."""
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    while True:
+        try:
+            return function()
+        except HttpResponseError as exc:
+            if _code(exc) not in codes or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(15.0, delay * 2)
 
 
 def vm_name(cohort: str, student: str) -> str:
@@ -127,6 +160,7 @@ class AzureCloud:
         self.compute = ComputeManagementClient(self.credential, self.subscription, **options)
         self.network = NetworkManagementClient(self.credential, self.subscription, **options)
         self.resources = ResourceManagementClient(self.credential, self.subscription, **options)
+        self.nic_patience = NIC_RESERVED_PATIENCE
         self._key = ""  # the admin's public key and the image, read once per `up`
         self._image: dict[str, str] = {}
 
@@ -140,8 +174,9 @@ class AzureCloud:
         except (CredentialUnavailableError, ClientAuthenticationError) as exc:
             if isinstance(exc, ClientAuthenticationError) and exc.status_code not in (None, 401):
                 raise WorkshopError(f"azure: cannot {what}: {_why(exc)}") from None
+            first = (str(getattr(exc, "message", "") or exc).strip().splitlines() or [""])[0]
             raise WorkshopError(
-                f"azure: no usable credentials to {what}: {CREDENTIALS_FIX}"
+                f"azure: no usable credentials to {what} ({first[:200]}): {CREDENTIALS_FIX}"
             ) from None
         except ServiceRequestError as exc:
             raise WorkshopError(
@@ -154,9 +189,12 @@ class AzureCloud:
                     "in the cohort file or AZURE_SUBSCRIPTION_ID (`az account list` shows yours)"
                 ) from None
             if exc.status_code == 403:
+                # Azure says which: a missing role (AuthorizationFailed), a policy
+                # (RequestDisallowedByPolicy), a role on a linked scope (LinkedAuthorization...).
                 raise WorkshopError(
-                    f"azure: permission denied to {what}: the identity needs the Contributor "
-                    f"role on subscription {self.subscription} (or on the resource group)"
+                    f"azure: permission denied to {what} ({_why(exc)}): the identity needs the "
+                    f"Contributor role on subscription {self.subscription} (or on the resource "
+                    "group), and no policy may forbid it"
                 ) from None
             raise WorkshopError(f"azure: cannot {what}: {_why(exc)}") from None
 
@@ -177,8 +215,9 @@ class AzureCloud:
         if release:
             publisher, offer, sku = UBUNTU_IMAGES[release]
             version = "latest"
-        elif image.startswith("/subscriptions/"):
-            return {"id": image}  # a gallery or managed image: the VM's PUT checks it
+        elif image.lower().startswith("/subscriptions/"):
+            self._check_image_id(image)
+            return {"id": image}
         elif image.count(":") == 3:
             publisher, offer, sku, version = image.split(":")
         else:
@@ -188,27 +227,22 @@ class AzureCloud:
             )
         urn = f"{publisher}:{offer}:{sku}:{version}"
         images = self.compute.virtual_machine_images
-        try:
-            if version == "latest":
-                found = self._call(
-                    f"look up image {urn}",
-                    lambda: list(
+
+        def lookup() -> list[Any]:
+            try:
+                if version == "latest":
+                    return list(
                         images.list(
                             self.location, publisher, offer, sku, top=1, orderby="name desc"
                         )
-                    ),
-                )
-            else:
-                found = [
-                    self._call(
-                        f"look up image {urn}",
-                        lambda: images.get(self.location, publisher, offer, sku, version),
                     )
-                ]
-        except WorkshopError as exc:
-            if "NotFound" not in str(exc):
+                return [images.get(self.location, publisher, offer, sku, version)]
+            except HttpResponseError as exc:
+                if exc.status_code == 404 and _code(exc) != "SubscriptionNotFound":
+                    return []  # no such publisher, offer, SKU or version here
                 raise
-            found = []
+
+        found = self._call(f"look up image {urn}", lookup)
         if not found:
             raise WorkshopError(
                 f"azure: image {urn} does not exist in {self.location}: give another `image` "
@@ -216,6 +250,41 @@ class AzureCloud:
                 f"--offer {offer} --sku {sku} --all)"
             )
         return {"publisher": publisher, "offer": offer, "sku": sku, "version": version}
+
+    def _check_image_id(self, image: str) -> None:
+        """A managed image or a gallery image (version) of this subscription exists."""
+        found = re.fullmatch(
+            r"/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Compute/"
+            r"(?:images/([^/]+)|galleries/([^/]+)/images/([^/]+)(?:/versions/([^/]+))?)",
+            image,
+            re.IGNORECASE,
+        )
+        if not found or found.group(1).lower() != self.subscription.lower():
+            return  # another subscription's or a shared gallery's: the VM's PUT checks it
+        _, group, managed, gallery, definition, version = found.groups()
+        compute = self.compute
+
+        def get() -> Any:
+            if managed:
+                return compute.images.get(group, managed)
+            if version:
+                return compute.gallery_image_versions.get(group, gallery, definition, version)
+            return compute.gallery_images.get(group, gallery, definition)
+
+        def exists() -> bool:
+            try:
+                get()
+            except HttpResponseError as exc:
+                if exc.status_code == 404 and _code(exc) != "SubscriptionNotFound":
+                    return False
+                raise
+            return True
+
+        if not self._call(f"look up image {image}", exists):
+            raise WorkshopError(
+                f"azure: image {image} does not exist: give another `image` (az image list, "
+                "az sig image-version list show yours)"
+            )
 
     def _skus(self) -> dict[str, Any]:
         skus = self._call(
@@ -254,6 +323,11 @@ class AzureCloud:
                 self.check_names(cohort, [f"student{students:02d}"])
             except WorkshopError as exc:
                 plan.problems.append(str(exc))
+        if spec.admin_user.lower() in RESERVED_ADMINS:
+            plan.problems.append(
+                f"azure: admin_user {spec.admin_user!r} is a name Azure does not allow for a "
+                "VM's admin: pick another `admin_user` (ubuntu, azureuser, ...)"
+            )
         try:
             reference = self.image_reference()
             plan.image = reference.get("id") or ":".join(
@@ -264,6 +338,19 @@ class AzureCloud:
         skus = self._skus()
         for kind in spec.instance_types:
             plan.offered[kind] = self._offered_zones(skus[kind]) if kind in skus else []
+            generations = {
+                c.name: str(c.value or "")
+                for c in (skus[kind].capabilities if kind in skus else [])
+            }.get("HyperVGenerations")
+            if spec.ubuntu_release() and generations and "V2" not in generations.split(","):
+                # Canonical's images the kit picks are Hyper-V generation 2 only.
+                plan.offered[kind] = []
+                plan.problems.append(
+                    f"azure: size {kind} boots only Hyper-V generation {generations} images "
+                    f"and {spec.image} is generation 2: pick a size that supports V2 (az vm "
+                    f"list-skus --location {self.location} --size {kind} shows its "
+                    "HyperVGenerations)"
+                )
         usable = [kind for kind in spec.instance_types if plan.offered[kind]]
         if not usable:
             plan.problems.append(
@@ -278,8 +365,8 @@ class AzureCloud:
         plan.vcpus_per_vm = int(float(capabilities.get("vCPUs", "0")))
         plan.gpus_per_vm = int(float(capabilities.get("GPUs", "0")))
         family = str(skus[kind].family or "")
-        usages = {
-            u.name.value: u
+        usages = {  # usages name some families in another case than the SKUs do
+            str(u.name.value).lower(): u
             for u in self._call(
                 f"read the vCPU quotas of {self.location}",
                 lambda: list(self.compute.usage.list(self.location)),
@@ -289,7 +376,7 @@ class AzureCloud:
         plan.needed_vcpus = (students - min(existing, students)) * plan.vcpus_per_vm
         plan.quota_code = family
         for usage_name in (family, REGIONAL_USAGE):
-            usage = usages.get(usage_name)
+            usage = usages.get(usage_name.lower())
             name = (
                 usage.name.localized_value
                 if usage is not None
@@ -312,10 +399,7 @@ class AzureCloud:
                     + ("; new subscriptions start at 0 for GPU families" if limit == 0 else "")
                 )
                 break
-        price = spec.price(kind)
-        if price is not None:
-            plan.hourly_usd = round(price * students, 2)
-            plan.total_usd = round(price * students * spec.hours, 2)
+        common.estimate(plan, spec, kind, students)
         return plan
 
     def check_names(self, cohort: str, students: list[str]) -> None:
@@ -348,28 +432,35 @@ class AzureCloud:
         group = self.group(cohort)
         return self._call(
             "list VMs",
-            lambda: self._tagged(
-                cohort, lambda: self.compute.virtual_machines.list(group, expand="instanceView")
-            ),
+            lambda: self._tagged(cohort, lambda: self.compute.virtual_machines.list(group)),
         )
 
-    @staticmethod
-    def _state(machine: Any) -> str:
-        properties = machine.properties
-        provisioning = str(properties.provisioning_state or "")
+    def _state(self, group: str, machine: Any) -> str:
+        """The VM's state: its provisioning state, or once provisioned its power state (read
+        from its instance view: ARM lists VMs with theirs only for a scale set's $filter)."""
+        provisioning = str(machine.properties.provisioning_state or "")
         if provisioning == "Failed":
             return "failed"
         if provisioning in ("Creating", "Updating"):
             return "pending"
         if provisioning == "Deleting":
             return "deleting"
-        statuses = (
-            [s.code or "" for s in (properties.instance_view.statuses or [])]
-            if (properties.instance_view)
-            else []
+        view = self._call(
+            f"read the state of VM {machine.name}",
+            partial(self._instance_view, group, machine.name),
         )
+        if view is None:
+            return "deleted"
+        statuses = [s.code or "" for s in (view.statuses or [])]
         power = next((s.split("/", 1)[1] for s in statuses if s.startswith("PowerState/")), "")
         return power or provisioning.lower()
+
+    def _instance_view(self, group: str, name: str) -> Any:
+        """The VM's instance view; None when it has gone since it was listed."""
+        try:
+            return self.compute.virtual_machines.instance_view(group, name)
+        except ResourceNotFoundError:
+            return None
 
     def vms(self, cohort: str) -> list[Vm]:
         machines = self._machines(cohort)
@@ -383,16 +474,18 @@ class AzureCloud:
                 lambda: self._tagged(cohort, lambda: self.network.public_ip_addresses.list(group)),
             )
         }
+        with ThreadPoolExecutor(max_workers=min(common.SSH_PROBES_AT_ONCE, len(machines))) as pool:
+            states = list(pool.map(partial(self._state, group), machines))
         vms = [
             Vm(
                 (m.tags or {}).get(STUDENT_TAG, "?"),
                 m.name,
                 m.properties.hardware_profile.vm_size,
                 (m.zones or [""])[0],
-                self._state(m),
+                state,
                 addresses.get(f"{m.name}-ip"),
             )
-            for m in machines
+            for m, state in zip(machines, states, strict=True)
         ]
         return sorted(vms, key=lambda vm: (vm.student, vm.instance_id))
 
@@ -486,6 +579,11 @@ class AzureCloud:
             vnet = self._call(f"read virtual network {name}", lambda: networks.get(group, name))
         return str(vnet.properties.subnets[0].id)
 
+    def _create_vm(self, group: str, name: str, body: dict[str, Any]) -> Any:
+        return self.compute.virtual_machines.begin_create_or_update(
+            group, name, compute_models.VirtualMachine(body)
+        ).result()
+
     def _delete_vm(self, group: str, name: str) -> None:
         with contextlib.suppress(ResourceNotFoundError):
             self.compute.virtual_machines.begin_delete(group, name).result()
@@ -503,6 +601,15 @@ class AzureCloud:
         or why not, as a string."""
         group, name = self.group(cohort), vm_name(cohort, student)
         tags = self._tags(cohort, **{STUDENT_TAG: student})
+        try:
+            other = self.compute.virtual_machines.get(group, name)
+        except ResourceNotFoundError:
+            other = None
+        except (HttpResponseError, ServiceRequestError) as exc:
+            return _why(exc)
+        if other is not None and (other.tags or {}).get(COHORT_TAG) != cohort:
+            # A PUT would change someone else's VM in a shared group.
+            return f"name {name} taken by a VM the kit did not make (no {COHORT_TAG} tag)"
         try:
             if failed_before:  # an earlier allocation failure: its zone may not change
                 self._delete_vm(group, name)
@@ -592,9 +699,12 @@ class AzureCloud:
                     },
                 }
                 try:
-                    return self.compute.virtual_machines.begin_create_or_update(
-                        group, name, compute_models.VirtualMachine(body)
-                    ).result()
+                    # Right after a failed try's VM was deleted, its NIC is still reserved.
+                    return _patiently(
+                        partial(self._create_vm, group, name, body),
+                        {NIC_RESERVED},
+                        self.nic_patience,
+                    )
                 except HttpResponseError as exc:
                     code = _code(exc)
                     if code not in CAPACITY_ERRORS:
@@ -612,20 +722,13 @@ class AzureCloud:
 
     def _remove_duplicates(self, cohort: str) -> list[str]:
         """A student's second VM (two `up`s at once, or one made by hand): keep the oldest."""
-        by_student: dict[str, list[Any]] = {}
-        for machine in self._machines(cohort):
-            by_student.setdefault((machine.tags or {}).get(STUDENT_TAG, ""), []).append(machine)
         extra = [
             machine.name
-            for machines in by_student.values()
-            for machine in sorted(
-                machines,
-                key=lambda m: (
-                    m.properties.time_created is None,
-                    m.properties.time_created,
-                    m.name,
-                ),
-            )[1:]
+            for machine in common.beyond_the_oldest(
+                self._machines(cohort),
+                lambda m: (m.tags or {}).get(STUDENT_TAG, ""),
+                lambda m: (m.properties.time_created is None, m.properties.time_created, m.name),
+            )
         ]
         group = self.group(cohort)
         pollers = [
@@ -682,36 +785,29 @@ class AzureCloud:
         report.duplicates_removed = self._remove_duplicates(cohort)
         report.vms = self.vms(cohort)
         progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
-        deadline = time.monotonic() + ssh_timeout
-
-        def answers(vm: Vm) -> bool:
-            if vm.state != "running" or not vm.public_ip:
-                return False
-            return ssh_probe(str(vm.public_ip), max(0.0, deadline - time.monotonic()))
-
-        probes = max(1, min(SSH_PROBES_AT_ONCE, len(report.vms)))
-        with ThreadPoolExecutor(max_workers=probes) as pool:
-            for vm, answered in zip(report.vms, pool.map(answers, report.vms), strict=True):
-                vm.ssh_ok = answered
+        common.wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="running")
         report.seconds = round(time.monotonic() - started, 1)
         return report
 
     # --- down ----------------------------------------------------------------------
 
     def _delete_all(
-        self, kind: str, items: list[Any], begin: Callable[[str], Any]
+        self,
+        kind: str,
+        items: list[Any],
+        begin: Callable[[str], Any],
+        wait_out: set[str] | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Starts every delete, then waits for each: (names deleted, why others were not)."""
+        """Starts every delete, then waits for each: (names deleted, why others were not).
+        ``wait_out``: refusals that pass with time (a NIC its deleted VM still reserves)."""
         started: list[tuple[str, Any]] = []
         left: list[str] = []
         for item in items:
+            start = partial(begin, item.name)
+            if wait_out:
+                start = partial(_patiently, start, wait_out, self.nic_patience)
             try:
-                started.append(
-                    (
-                        item.name,
-                        self._call(f"delete {kind} {item.name}", partial(begin, item.name)),
-                    )
-                )
+                started.append((item.name, self._call(f"delete {kind} {item.name}", start)))
             except WorkshopError as exc:
                 left.append(str(exc).removeprefix("azure: "))
         done = []
@@ -734,13 +830,19 @@ class AzureCloud:
             return report
         network = self.network
 
+        students: set[str] = set()  # whose OS disks are the cohort's
+
         def tagged(lister: Callable[[], Any]) -> list[Any]:
-            return self._call("list the cohort's resources", lambda: self._tagged(cohort, lister))
+            items = self._call("list the cohort's resources", lambda: self._tagged(cohort, lister))
+            students.update((item.tags or {}).get(STUDENT_TAG, "") for item in items)
+            return items
 
         # VMs first (their OS disks go with them), then what they held.
+        machines = self._machines(cohort)
+        students.update((m.tags or {}).get(STUDENT_TAG, "") for m in machines)
         done, left = self._delete_all(
             "VM",
-            self._machines(cohort),
+            machines,
             lambda name: self.compute.virtual_machines.begin_delete(group, name),
         )
         report.terminated += done
@@ -758,11 +860,15 @@ class AzureCloud:
             ),
         ]
         for kind, lister, begin in steps:
-            done, left = self._delete_all(kind, tagged(lister), begin)
+            # A NIC stays reserved for its deleted VM for 180 s: its delete waits that out.
+            wait_out = {NIC_RESERVED} if kind == "nic" else None
+            done, left = self._delete_all(kind, tagged(lister), begin, wait_out)
             report.other += [f"{kind} {name}" for name in done]
             report.left += left
         # OS disks a VM kept (deleteOption Detach, an image's data disks): ARM does not
-        # copy a VM's tags to its disks, so the kit's own are also known by their name.
+        # copy a VM's tags to its disks, so the kit's own are also known by their name, for
+        # this cohort's students only (cohort "nov" must not take "nov-b"'s disks).
+        own = {f"{vm_name(cohort, student)}-osdisk".lower() for student in students if student}
         disks = self._call(
             "list disks", lambda: list(self.compute.disks.list_by_resource_group(group))
         )
@@ -770,10 +876,7 @@ class AzureCloud:
             disk
             for disk in disks
             if not disk.managed_by
-            and (
-                (disk.tags or {}).get(COHORT_TAG) == cohort
-                or re.fullmatch(re.escape(cohort) + r"-[^/]+-osdisk", disk.name or "")
-            )
+            and ((disk.tags or {}).get(COHORT_TAG) == cohort or (disk.name or "").lower() in own)
         ]
         done, left = self._delete_all(
             "disk", leftover, lambda name: self.compute.disks.begin_delete(group, name)

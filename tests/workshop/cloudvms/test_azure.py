@@ -49,6 +49,9 @@ def plenty(arm):
     arm.full.clear()
     arm.restricted.clear()
     arm.throttle = 0
+    arm.nic_reserved_seconds = 0.5
+    arm.forbidden.clear()
+    arm.generations.clear()
 
 
 def cohort_file(arm, **overrides) -> Path:
@@ -225,8 +228,12 @@ def test_a_vm_removed_by_hand_is_made_again_alone(arm):
 def test_a_full_zone_moves_on_to_the_next_zone_then_size_and_a_full_region_is_named(arm):
     cloud = cloud_for(arm)
     arm.full = {("1", None)}
+    refusals = len(arm.refused)
     moved = cloud.up(unique_cohort("zone"), ["student01"], ssh_probe=answers)
-    assert [(vm.zone, vm.instance_type) for vm in moved.vms] == [("2", T4)]
+    assert [(vm.zone, vm.instance_type, vm.state) for vm in moved.vms] == [("2", T4, "running")]
+    # The failed try's VM was deleted and its NIC, reserved for it a while, reused: the
+    # next zone's try waited until ARM let it attach the NIC.
+    assert "NicReservedForAnotherVm" in arm.refused[refusals:]
     arm.full = {("1", T4), ("2", T4)}
     other = cloud.up(unique_cohort("size"), ["student01"], ssh_probe=answers)
     assert [(vm.zone, vm.instance_type) for vm in other.vms] == [("1", BIGGER)]
@@ -316,9 +323,83 @@ def test_a_vm_that_never_answers_ssh_is_named(arm):
             silent.add(ip)
         return ip not in silent
 
-    report = cloud_for(arm).up(unique_cohort("ssh"), ["student01", "student02"], ssh_probe=probe)
+    cohort = unique_cohort("ssh")
+    report = cloud_for(arm).up(cohort, ["student01", "student02"], ssh_probe=probe)
     assert not report.ready
-    assert sorted(vm.ssh_ok for vm in report.vms) == [False, True]
+    (quiet,) = silent
+    named = {vm.student: (vm.public_ip, vm.ssh_ok) for vm in report.vms}
+    who = next(student for student, (ip, _) in named.items() if ip == quiet)
+    other = ({"student01", "student02"} - {who}).pop()
+    assert named[who] == (quiet, False)
+    assert named[other][1] is True
+    assert named[other][0] != quiet
+    addresses = {
+        ip["name"]: ip["properties"]["ipAddress"]
+        for ip in arm.of_type("publicIPAddresses", f"workshop-{cohort}")
+    }
+    assert addresses[f"{cohort}-{who}-ip"] == quiet, "the silent VM is named by its own IP"
+
+
+def test_the_power_state_is_read_from_each_vms_instance_view(arm):
+    """ARM lists VMs without their instance view ($expand=instanceView needs a scale set's
+    $filter), so the power state is each VM's own instance view."""
+    cohort = unique_cohort("power")
+    cloud = cloud_for(arm)
+    cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    group = f"workshop-{cohort}"
+    with pytest.raises(HttpResponseError, match="InvalidParameter"):
+        list(cloud.compute.virtual_machines.list(group, expand="instanceView"))
+    assert all(
+        vm.properties.instance_view is None for vm in cloud.compute.virtual_machines.list(group)
+    )
+    stopped = next(
+        vm for vm in arm.of_type("virtualMachines", group) if vm["name"].endswith("student02")
+    )
+    stopped["power"] = "deallocated"  # stopped in the portal
+    assert [(vm.student, vm.state) for vm in cloud.vms(cohort)] == [
+        ("student01", "running"),
+        ("student02", "deallocated"),
+    ]
+    seen: list[str] = []
+
+    def probe(ip: str, _timeout: float) -> bool:
+        seen.append(ip)
+        return True
+
+    again = cloud.up(cohort, ["student01", "student02"], ssh_probe=probe)
+    assert [(vm.student, vm.ssh_ok) for vm in again.vms] == [
+        ("student01", True),
+        ("student02", False),
+    ], "a deallocated VM is not probed"
+    assert len(seen) == 1
+
+
+def test_down_waits_out_the_nic_a_deleted_vm_still_reserves(arm):
+    """A deleted VM's NIC is reserved for it a while (180 s in ARM): a NIC delete right away
+    is refused (NicReservedForAnotherVm); down waits it out and leaves nothing."""
+    arm.nic_reserved_seconds = 30.0
+    cohort = unique_cohort("reserved")
+    cloud = cloud_for(arm)
+    cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    cloud.nic_patience = 0.2  # less than the reservation: down names what it left
+    refusals = len(arm.refused)
+    first = cloud.down(cohort)
+    assert sorted(first.terminated) == [f"{cohort}-student0{i}" for i in (1, 2)]
+    assert any(
+        f"{cohort}-student01-nic" in why and "NicReservedForAnotherVm" in why for why in first.left
+    ), first.left
+    assert f"workshop-{cohort}".lower() in arm.groups, "a group with something left stays"
+    with arm.lock:  # the reservation ends a second from now, within down's patience
+        arm.reserved_nics = {
+            nic: (vm, time.monotonic() + 1.0) for nic, (vm, _) in arm.reserved_nics.items()
+        }
+    cloud.nic_patience = azure.NIC_RESERVED_PATIENCE
+    report = cloud.down(cohort)
+    assert report.left == []
+    assert "NicReservedForAnotherVm" in arm.refused[refusals:], "the reservation was met"
+    assert sorted(report.other)[:2] == [f"nic {cohort}-student0{i}-nic" for i in (1, 2)]
+    assert f"resource-group workshop-{cohort}" in report.other
+    assert f"workshop-{cohort}".lower() not in arm.groups
 
 
 def test_down_removes_exactly_the_cohort_in_order_and_is_safe_to_repeat(arm):
@@ -458,6 +539,12 @@ def test_the_fake_refuses_what_arm_refuses(arm):
     body["properties"]["osProfile"]["linuxConfiguration"] = {"disablePasswordAuthentication": True}
     with pytest.raises(HttpResponseError, match="Authentication using either SSH"):
         cloud.compute.virtual_machines.begin_create_or_update(group, "nokey", body)
+    body["properties"]["osProfile"]["linuxConfiguration"] = vm["properties"]["osProfile"][
+        "linuxConfiguration"
+    ]
+    body["properties"]["osProfile"]["adminUsername"] = "root"
+    with pytest.raises(HttpResponseError, match="Admin Username specified is not allowed"):
+        cloud.compute.virtual_machines.begin_create_or_update(group, "rootadmin", body)
     with pytest.raises(HttpResponseError, match="InvalidResourceReference"):
         cloud.network.network_interfaces.begin_create_or_update(
             group,
@@ -556,3 +643,152 @@ def test_the_fake_refuses_bad_tokens_names_and_api_versions(arm):
         cloud.network.public_ip_addresses.begin_create_or_update(
             group, "bad name!", {"location": LOCATION, "sku": {"name": "Standard"}}
         )
+
+
+def _vm_by_hand(cloud, arm, group: str, name: str, subnet: str) -> None:
+    """An untagged VM someone made in the group with the portal, on ``subnet``."""
+    nic = cloud.network.network_interfaces.begin_create_or_update(
+        group,
+        f"{name}-hand-nic",
+        {
+            "location": LOCATION,
+            "properties": {
+                "ipConfigurations": [{"name": "c", "properties": {"subnet": {"id": subnet}}}]
+            },
+        },
+    ).result()
+    template = arm.of_type("virtualMachines", group)[0]["properties"]
+    cloud.compute.virtual_machines.begin_create_or_update(
+        group,
+        name,
+        {
+            "location": LOCATION,
+            "properties": {
+                "hardwareProfile": {"vmSize": "Standard_D4s_v5"},
+                "osProfile": {**template["osProfile"], "computerName": name},
+                "storageProfile": {
+                    "imageReference": template["storageProfile"]["imageReference"],
+                    "osDisk": {"createOption": "FromImage", "name": f"{name}-hand-osdisk"},
+                },
+                "networkProfile": {"networkInterfaces": [{"id": nic.id}]},
+            },
+        },
+    ).result()
+
+
+def test_a_same_named_vm_the_kit_did_not_make_is_left_alone(arm):
+    shared = unique_cohort("sharedname")
+    cloud = cloud_for(arm, resource_group=shared)
+    cohort = unique_cohort("taken")
+    cloud.up(cohort, ["student01"], ssh_probe=answers)
+    subnet = (
+        cloud.network.virtual_networks.get(shared, f"workshop-{cohort}-vnet")
+        .properties.subnets[0]
+        .id
+    )
+    _vm_by_hand(cloud, arm, shared, f"{cohort}-student02", subnet)
+    before = json.dumps(next(vm for vm in arm.of_type("virtualMachines", shared) if not vm["tags"]))
+    report = cloud.up(cohort, ["student01", "student02"], ssh_probe=answers)
+    assert report.failed == {
+        "student02": f"name {cohort}-student02 taken by a VM the kit did not make "
+        "(no workshop-cohort tag)"
+    }
+    after = next(vm for vm in arm.of_type("virtualMachines", shared) if not vm["tags"])
+    assert json.dumps(after) == before, "the other VM was not changed"
+    assert f"publicIPAddresses {cohort}-student02-ip" not in in_group(arm, shared)
+
+
+def test_a_forbidden_call_names_azures_own_reason(arm):
+    arm.forbidden.append(
+        (
+            "PUT",
+            r"/resourcegroups/[^/]+$",
+            "RequestDisallowedByPolicy",
+            "Resource 'workshop-x' was disallowed by policy. Policy identifiers: "
+            '\'[{"policyAssignment":{"name":"Allowed locations"}}]\'.',
+        )
+    )
+    cohort = unique_cohort("policy")
+    with pytest.raises(WorkshopError) as refused:
+        cloud_for(arm).up(cohort, ["student01"], ssh_probe=answers)
+    message = str(refused.value)
+    assert f"permission denied to create resource group workshop-{cohort}" in message
+    assert "RequestDisallowedByPolicy: Resource 'workshop-x' was disallowed by policy" in message
+    arm.forbidden[:] = [
+        (
+            "GET",
+            r"/usages$",
+            "AuthorizationFailed",
+            "The client 'x' does not have authorization to perform action "
+            "'Microsoft.Compute/locations/usages/read'.",
+        )
+    ]
+    with pytest.raises(WorkshopError, match=r"AuthorizationFailed: .*usages/read.*Contributor"):
+        cloud_for(arm).plan(1)
+    with pytest.raises(WorkshopError, match=r"no usable credentials .*\(.*token.*\): run `az"):
+        cloud_for(arm, credential=EntraToken("expired")).plan(1)
+
+
+def test_down_takes_only_its_own_students_leftover_disks_beside_a_longer_cohort(arm):
+    """Cohorts ``nov`` and ``nov-b`` in one group: ``nov``'s down leaves ``nov-b``'s disks."""
+    shared = unique_cohort("disks")
+    cloud = cloud_for(arm, resource_group=shared)
+    nov = unique_cohort("nov")
+    nov_b = f"{nov}-b"
+    cloud.up(nov, ["student01"], ssh_probe=answers)
+    cloud.up(nov_b, ["student01"], ssh_probe=answers)
+    for vm in arm.of_type("virtualMachines", shared):  # both keep their disks
+        vm["properties"]["storageProfile"]["osDisk"]["deleteOption"] = "Detach"
+    # nov-b's VM removed by hand: its disk is left, unattached, untagged.
+    cloud.compute.virtual_machines.begin_delete(shared, f"{nov_b}-student01").result()
+    report = cloud.down(nov)
+    assert report.left == []
+    assert report.volumes == [f"{nov}-student01-osdisk"]
+    assert f"disks {nov_b}-student01-osdisk" in in_group(arm, shared)
+
+
+def test_the_plan_names_a_reserved_admin_name_before_anything_is_made(arm):
+    cloud = cloud_for(arm, admin_user="admin")
+    plan = cloud.plan(1)
+    assert not plan.fits
+    assert any("admin_user 'admin' is a name Azure does not allow" in p for p in plan.problems)
+    calls = len(arm.calls)
+    with pytest.raises(WorkshopError, match="admin_user 'admin'"):
+        cloud.up(unique_cohort("admin"), ["student01"], ssh_probe=answers)
+    assert not any(call.startswith(("PUT", "DELETE")) for call in arm.calls[calls:])
+
+
+def test_the_plan_names_a_size_that_cannot_boot_the_gen2_image(arm):
+    arm.generations[T4] = "V1"
+    plan = cloud_for(arm).plan(1)
+    assert not plan.fits
+    assert plan.offered[T4] == []
+    assert plan.instance_type == BIGGER
+    assert any(f"size {T4} boots only Hyper-V generation V1" in p for p in plan.problems)
+
+
+def test_a_family_quota_named_in_another_case_by_the_usages_is_found(arm):
+    """The SKU says StandardNCADSA100v4Family, the usages standardNCADSA100v4Family."""
+    a100, family = "Standard_NC24ads_A100_v4", "StandardNCADSA100v4Family"
+    arm.limits[LOCATION][family] = PLENTY
+    plan = cloud_for(arm, instance_types=[a100], prices={}).plan(1)
+    assert plan.fits, plan.problems
+    assert (plan.quota_code, plan.quota_vcpus) == (family, PLENTY)
+    assert plan.quota_name == "Standard NCADS_A100_v4 Family vCPUs"
+
+
+def test_a_custom_image_id_is_looked_up_in_the_plan(arm):
+    images = unique_cohort("images")
+    cloud_for(arm).resources.resource_groups.create_or_update(images, {"location": LOCATION})
+    version = arm.add_gallery_version(images, "kit", "gpu-base", "1.0.0")
+    prefix = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{images}/providers/Microsoft.Compute"
+    good = cloud_for(arm, image=version).plan(1)
+    assert good.fits, good.problems
+    assert good.image == version
+    for missing in (
+        f"{prefix}/galleries/kit/images/gpu-base/versions/9.9.9",
+        f"{prefix}/images/nosuch",
+    ):
+        plan = cloud_for(arm, image=missing).plan(1)
+        assert not plan.fits
+        assert any(f"image {missing} does not exist" in p for p in plan.problems), plan.problems

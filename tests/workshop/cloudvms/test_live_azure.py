@@ -4,7 +4,8 @@ Set WORKSHOP_LIVE_AZURE=1, credentials DefaultAzureCredential finds (`az login`,
 service principal's AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET), and
 WORKSHOP_LIVE_AZURE_COHORT (a cohort file with `provider: azure` whose subscription's quota
 holds one VM). The test plans one VM, makes it, waits for its SSH banner, then removes
-everything the cohort tag names and checks nothing is left. Otherwise it is skipped,
+everything the cohort tag names and checks nothing is left: the resource group gone when
+the kit made it, else no OS disk of the cohort in it. Otherwise it is skipped,
 saying what is missing.
 """
 
@@ -30,6 +31,8 @@ def test_one_vm_up_answers_ssh_and_down_leaves_nothing():
 
     cloud = azure.AzureCloud(spec.load(Path(config)))
     cohort = f"kit-live-{secrets.token_hex(3)}"
+    group = cloud.group(cohort)
+    kit_makes_group = not cloud.resources.resource_groups.check_existence(group)
     plan = cloud.plan(1, cohort)
     assert plan.fits, plan.problems
     try:
@@ -40,3 +43,14 @@ def test_one_vm_up_answers_ssh_and_down_leaves_nothing():
         removed = cloud.down(cohort)
     assert removed.left == []
     assert cloud.vms(cohort) == []
+    if kit_makes_group:
+        assert not cloud.resources.resource_groups.check_existence(group), (
+            f"the kit made {group} for the cohort and down left it"
+        )
+    else:
+        disks = [
+            disk.name
+            for disk in cloud.compute.disks.list_by_resource_group(group)
+            if (disk.name or "").startswith(f"{cohort}-")
+        ]
+        assert disks == [], f"down left the cohort's OS disks {disks} in {group}"
