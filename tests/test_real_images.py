@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -55,20 +56,27 @@ def test_unattended_upgrades_never_stall_preflight_and_a_held_lock_is_waited_for
     first = playbook(profiled, "--tags", "preflight")
     assert first.returncode == 0, first.stdout[-2000:]
     assert "FAILED - RETRYING" not in first.stdout
-    # A real apt run holding dpkg's frontend lock for 25 s: named when it outlasts the
-    # timeout, waited for when it does not.
+    # A real apt run holding dpkg's frontend lock: named when it outlasts the timeout,
+    # waited for when it does not. It holds until told to stop (a fixed 25 s was too short
+    # for a loaded machine to reach the lock check in time).
     hold = (
         "import fcntl, os, time; fd = os.open('/var/lib/dpkg/lock-frontend', os.O_RDWR); "
-        "fcntl.lockf(fd, fcntl.LOCK_EX); time.sleep(25)"
+        "fcntl.lockf(fd, fcntl.LOCK_EX); time.sleep(900)"
     )
     assert root(profiled, f'systemd-run --unit=hold-lock python3 -c "{hold}"').ok
+    started = time.monotonic()
     short = playbook(profiled, "--tags", "preflight", "-e", "preflight_apt_lock_timeout=5")
+    took = time.monotonic() - started
     assert short.returncode != 0
     assert (
         "another apt or dpkg run still holds /var/lib/dpkg/lock-frontend after 5s" in short.stdout
     )
-    assert "time.sleep(25)" in short.stdout, "the process holding the lock is named"
-    waited = playbook(profiled, "--tags", "preflight", "-e", "preflight_apt_lock_timeout=120")
+    assert "time.sleep(900)" in short.stdout, "the process holding the lock is named"
+    # The lock goes some seconds after the next run reaches its check (about when the
+    # first run did): that run must wait for it, retrying, then pass.
+    release = f"systemd-run --on-active={int(took) + 15} systemctl stop hold-lock"
+    assert root(profiled, release).ok
+    waited = playbook(profiled, "--tags", "preflight", "-e", "preflight_apt_lock_timeout=300")
     assert waited.returncode == 0, waited.stdout[-2000:]
     assert "FAILED - RETRYING" in waited.stdout
 
