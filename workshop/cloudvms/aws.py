@@ -23,7 +23,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from workshop.cloudvms import common
+from workshop.cloudvms.common import beyond_the_oldest, estimate, wait_for_ssh
 from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
@@ -221,7 +221,7 @@ class AwsCloud:
                 f"--quota-code {plan.quota_code} --desired-value "
                 f"{plan.used_vcpus + plan.needed_vcpus}); new accounts start at 0"
             )
-        common.estimate(plan, spec, kind, students)
+        estimate(plan, spec, kind, students)
         return plan
 
     def _quota(self, code: str) -> float:
@@ -421,7 +421,7 @@ class AwsCloud:
         """Two `up`s at once may both launch a student's VM: keep the oldest."""
         extra = [
             instance["InstanceId"]
-            for instance in common.beyond_the_oldest(
+            for instance in beyond_the_oldest(
                 self._instances(cohort),
                 lambda i: {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get(STUDENT_TAG, ""),
                 lambda i: (i["LaunchTime"], i["InstanceId"]),
@@ -482,7 +482,7 @@ class AwsCloud:
                 progress(f"not every instance is running: {exc}")
         report.vms = self.vms(cohort)
         progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
-        common.wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="running")
+        wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="running")
         report.seconds = round(time.monotonic() - started, 1)
         return report
 

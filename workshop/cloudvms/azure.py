@@ -49,7 +49,7 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as network_models
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from workshop.cloudvms import common
+from workshop.cloudvms.common import SSH_PROBES_AT_ONCE, beyond_the_oldest, estimate, wait_for_ssh
 from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
@@ -399,7 +399,7 @@ class AzureCloud:
                     + ("; new subscriptions start at 0 for GPU families" if limit == 0 else "")
                 )
                 break
-        common.estimate(plan, spec, kind, students)
+        estimate(plan, spec, kind, students)
         return plan
 
     def check_names(self, cohort: str, students: list[str]) -> None:
@@ -474,7 +474,7 @@ class AzureCloud:
                 lambda: self._tagged(cohort, lambda: self.network.public_ip_addresses.list(group)),
             )
         }
-        with ThreadPoolExecutor(max_workers=min(common.SSH_PROBES_AT_ONCE, len(machines))) as pool:
+        with ThreadPoolExecutor(max_workers=min(SSH_PROBES_AT_ONCE, len(machines))) as pool:
             states = list(pool.map(partial(self._state, group), machines))
         vms = [
             Vm(
@@ -724,7 +724,7 @@ class AzureCloud:
         """A student's second VM (two `up`s at once, or one made by hand): keep the oldest."""
         extra = [
             machine.name
-            for machine in common.beyond_the_oldest(
+            for machine in beyond_the_oldest(
                 self._machines(cohort),
                 lambda m: (m.tags or {}).get(STUDENT_TAG, ""),
                 lambda m: (m.properties.time_created is None, m.properties.time_created, m.name),
@@ -785,7 +785,7 @@ class AzureCloud:
         report.duplicates_removed = self._remove_duplicates(cohort)
         report.vms = self.vms(cohort)
         progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
-        common.wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="running")
+        wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="running")
         report.seconds = round(time.monotonic() - started, 1)
         return report
 

@@ -37,7 +37,7 @@ import google.auth.exceptions
 import requests.exceptions
 from google.cloud import compute_v1
 
-from workshop.cloudvms import common
+from workshop.cloudvms.common import beyond_the_oldest, estimate, wait_for_ssh
 from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
@@ -530,7 +530,7 @@ class GcpCloud:
             )
         except gexc.GoogleAPICallError as exc:
             plan.problems.append(f"gcp: cannot read network default: {_message(exc)}")
-        common.estimate(plan, spec, kind, students)
+        estimate(plan, spec, kind, students)
         return plan
 
     # --- what exists ----------------------------------------------------------------------
@@ -751,7 +751,7 @@ class GcpCloud:
 
     def _remove_duplicates(self, cohort: str) -> list[str]:
         """Two `up`s at once may both make a student's VM (in two zones): keep the oldest."""
-        extra = common.beyond_the_oldest(
+        extra = beyond_the_oldest(
             self._listed(cohort),
             lambda i: i.labels.get(STUDENT_TAG, ""),
             lambda i: (i.creation_timestamp, i.id),
@@ -808,7 +808,7 @@ class GcpCloud:
             pause = min(5.0, pause * 2)
             report.vms = self.vms(cohort)
         progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
-        common.wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="RUNNING")
+        wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="RUNNING")
         report.seconds = round(time.monotonic() - started, 1)
         return report
 
