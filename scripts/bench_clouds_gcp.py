@@ -34,8 +34,12 @@ def bench_gcp(console: Any) -> list[tuple[str, str, str]]:
     from workshop.cloudvms.model import UpReport
 
     fake = GceServer().start()
-    fake.limits.update(CPUS=100_000.0, NVIDIA_T4_GPUS=100_000.0)
+    # Room for 100 VMs in every quota the plan reads (a new project's would refuse them).
+    fake.limits.update(
+        CPUS=100_000.0, NVIDIA_T4_GPUS=100_000.0, IN_USE_ADDRESSES=100_000.0, SSD_TOTAL_GB=1e7
+    )
     fake.gpus_all_regions = 100_000.0
+    fake.cpus_all_regions = 100_000.0
     rows: list[tuple[str, str, str]] = []
     students = [f"student{index:03d}" for index in range(1, VMS + 1)]
     try:
