@@ -16,14 +16,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from workshop.cloudvms.common import beyond_the_oldest, estimate, wait_for_ssh
+from workshop.cloudvms.common import beyond_the_oldest, create_missing, estimate, wait_for_ssh
 from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
@@ -450,23 +449,15 @@ class AwsCloud:
             raise WorkshopError("; ".join(plan.problems))
         report.key_pair = self._key_pair(cohort)
         report.security_group = self._security_group(cohort)
-        have = {vm.student for vm in self.vms(cohort)}
-        missing = [student for student in students if student not in have]
-        progress(f"{len(have)} VMs already there; creating {len(missing)}")
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            outcomes = list(
-                pool.map(
-                    lambda s: self._launch(cohort, s, plan, report.key_pair, report.security_group),
-                    missing,
-                )
-            )
-        made = []
-        for student, outcome in zip(missing, outcomes, strict=True):
-            if isinstance(outcome, str):
-                report.failed[student] = outcome
-            else:
-                report.created.append(student)
-                made.append(str(outcome["InstanceId"]))
+        launched = create_missing(
+            report,
+            students,
+            {vm.student for vm in self.vms(cohort)},
+            lambda s: self._launch(cohort, s, plan, report.key_pair, report.security_group),
+            workers=workers,
+            progress=progress,
+        )
+        made = [str(instance["InstanceId"]) for instance in launched.values()]
         report.duplicates_removed = self._remove_duplicates(cohort)
         # Wait for what this run made and what was already starting; a VM someone stopped
         # or terminated meanwhile is reported as it is, not waited for.

@@ -49,11 +49,17 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as network_models
 from azure.mgmt.resource.resources import ResourceManagementClient
 
-from workshop.cloudvms.common import SSH_PROBES_AT_ONCE, beyond_the_oldest, estimate, wait_for_ssh
+from workshop.cloudvms.common import (
+    beyond_the_oldest,
+    create_missing,
+    estimate,
+    wait_for_ssh,
+)
 from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
 
+INSTANCE_VIEWS_AT_ONCE = 64  # power states read in parallel, one call per VM
 ARM_SCOPE = "https://management.azure.com/.default"
 ENDPOINT_VARIABLE = "WORKSHOP_AZURE_ENDPOINT"
 # Canonical's marketplace images: (publisher, offer, sku).
@@ -474,7 +480,7 @@ class AzureCloud:
                 lambda: self._tagged(cohort, lambda: self.network.public_ip_addresses.list(group)),
             )
         }
-        with ThreadPoolExecutor(max_workers=min(SSH_PROBES_AT_ONCE, len(machines))) as pool:
+        with ThreadPoolExecutor(max_workers=min(INSTANCE_VIEWS_AT_ONCE, len(machines))) as pool:
             states = list(pool.map(partial(self._state, group), machines))
         vms = [
             Vm(
@@ -768,20 +774,14 @@ class AzureCloud:
         subnet = self._subnet(cohort)
         present = {vm.student: vm for vm in self.vms(cohort)}
         have = {student for student, vm in present.items() if vm.state != "failed"}
-        missing = [student for student in students if student not in have]
-        progress(f"{len(have)} VMs already there; creating {len(missing)}")
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            outcomes = list(
-                pool.map(
-                    lambda s: self._launch(cohort, s, plan, subnet, str(nsg.id), s in present),
-                    missing,
-                )
-            )
-        for student, outcome in zip(missing, outcomes, strict=True):
-            if isinstance(outcome, str):
-                report.failed[student] = outcome
-            else:
-                report.created.append(student)
+        create_missing(
+            report,
+            students,
+            have,
+            lambda s: self._launch(cohort, s, plan, subnet, str(nsg.id), s in present),
+            workers=workers,
+            progress=progress,
+        )
         report.duplicates_removed = self._remove_duplicates(cohort)
         report.vms = self.vms(cohort)
         progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from workshop.cloudvms.model import Plan, SshProbe, Vm
+from workshop.cloudvms.model import Plan, Progress, SshProbe, UpReport, Vm
 from workshop.cloudvms.spec import CloudCohortSpec
 
 T = TypeVar("T")
@@ -47,3 +47,29 @@ def beyond_the_oldest(
     for item in items:
         by_student.setdefault(student(item), []).append(item)
     return [item for group in by_student.values() for item in sorted(group, key=age)[1:]]
+
+
+def create_missing(
+    report: UpReport,
+    students: list[str],
+    have: set[str],
+    launch: Callable[[str], Any],
+    *,
+    workers: int,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Launch the VM of each student not in ``have``, ``workers`` at a time. A ``str``
+    outcome is why the student has none (``report.failed``); any other is their VM's
+    (``report.created``, and returned by student)."""
+    missing = [student for student in students if student not in have]
+    progress(f"{len(have)} VMs already there; creating {len(missing)}")
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        outcomes = list(pool.map(launch, missing))
+    made: dict[str, Any] = {}
+    for student, outcome in zip(missing, outcomes, strict=True):
+        if isinstance(outcome, str):
+            report.failed[student] = outcome
+        else:
+            report.created.append(student)
+            made[student] = outcome
+    return made

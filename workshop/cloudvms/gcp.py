@@ -37,7 +37,7 @@ import google.auth.exceptions
 import requests.exceptions
 from google.cloud import compute_v1
 
-from workshop.cloudvms.common import beyond_the_oldest, estimate, wait_for_ssh
+from workshop.cloudvms.common import beyond_the_oldest, create_missing, estimate, wait_for_ssh
 from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
@@ -784,16 +784,14 @@ class GcpCloud:
         if not plan.fits:
             raise WorkshopError("; ".join(plan.problems))
         report.security_group = self._firewall(cohort)
-        have = {vm.student for vm in self.vms(cohort)}
-        missing = [student for student in students if student not in have]
-        progress(f"{len(have)} VMs already there; creating {len(missing)}")
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            outcomes = list(pool.map(lambda s: self._launch(cohort, s, plan), missing))
-        for student, why in zip(missing, outcomes, strict=True):
-            if why:
-                report.failed[student] = why
-            else:
-                report.created.append(student)
+        create_missing(
+            report,
+            students,
+            {vm.student for vm in self.vms(cohort)},
+            lambda s: self._launch(cohort, s, plan),  # why not, or None: made
+            workers=workers,
+            progress=progress,
+        )
         report.duplicates_removed = self._remove_duplicates(cohort)
         # Wait for what is still starting; a VM someone stopped (TERMINATED) is reported as
         # it is, not waited for.
