@@ -16,16 +16,28 @@ import pytest
 
 from workshop import ssh
 from workshop.cloudvms import aws, spec
+from workshop.cloudvms.model import DownReport, Provider
 
 
-def test_one_vm_up_answers_ssh_and_down_leaves_nothing():
-    if os.environ.get("WORKSHOP_LIVE_AWS") != "1":
-        pytest.skip("live aws VM test: set WORKSHOP_LIVE_AWS=1 with credentials to run it")
-    config = os.environ.get("WORKSHOP_LIVE_AWS_COHORT")
+def live_cohort_file(provider: str) -> Path:
+    """The cohort file of WORKSHOP_LIVE_<PROVIDER>_COHORT, or skip saying what is missing."""
+    name = provider.upper()
+    if os.environ.get(f"WORKSHOP_LIVE_{name}") != "1":
+        pytest.skip(
+            f"live {provider} VM test: set WORKSHOP_LIVE_{name}=1 with credentials to run it"
+        )
+    config = os.environ.get(f"WORKSHOP_LIVE_{name}_COHORT")
     if not config:
-        pytest.skip("live aws VM test: set WORKSHOP_LIVE_AWS_COHORT to a cohort file")
-    cloud = aws.AwsCloud(spec.load(Path(config)))
-    cohort = f"kit-live-{secrets.token_hex(3)}"
+        pytest.skip(f"live {provider} VM test: set WORKSHOP_LIVE_{name}_COHORT to a cohort file")
+    return Path(config)
+
+
+def new_cohort() -> str:
+    return f"kit-live-{secrets.token_hex(3)}"
+
+
+def up_and_down(cloud: Provider, cohort: str) -> DownReport:
+    """One VM planned, made and answering SSH, then the cohort removed, leaving nothing."""
     plan = cloud.plan(1, cohort)
     assert plan.fits, plan.problems
     try:
@@ -36,3 +48,9 @@ def test_one_vm_up_answers_ssh_and_down_leaves_nothing():
         removed = cloud.down(cohort)
     assert removed.left == []
     assert cloud.vms(cohort) == []
+    return removed
+
+
+def test_one_vm_up_answers_ssh_and_down_leaves_nothing():
+    cloud = aws.AwsCloud(spec.load(live_cohort_file("aws")))
+    up_and_down(cloud, new_cohort())

@@ -11,38 +11,19 @@ saying what is missing.
 
 from __future__ import annotations
 
-import os
-import secrets
-from pathlib import Path
-
-import pytest
-
-from workshop import ssh
+from tests.workshop.cloudvms.test_live import live_cohort_file, new_cohort, up_and_down
 from workshop.cloudvms import spec
 
 
 def test_one_vm_up_answers_ssh_and_down_leaves_nothing():
-    if os.environ.get("WORKSHOP_LIVE_AZURE") != "1":
-        pytest.skip("live azure VM test: set WORKSHOP_LIVE_AZURE=1 with credentials to run it")
-    config = os.environ.get("WORKSHOP_LIVE_AZURE_COHORT")
-    if not config:
-        pytest.skip("live azure VM test: set WORKSHOP_LIVE_AZURE_COHORT to a cohort file")
+    config = live_cohort_file("azure")
     from workshop.cloudvms import azure  # the Azure SDKs take seconds to import
 
-    cloud = azure.AzureCloud(spec.load(Path(config)))
-    cohort = f"kit-live-{secrets.token_hex(3)}"
+    cloud = azure.AzureCloud(spec.load(config))
+    cohort = new_cohort()
     group = cloud.group(cohort)
     kit_makes_group = not cloud.resources.resource_groups.check_existence(group)
-    plan = cloud.plan(1, cohort)
-    assert plan.fits, plan.problems
-    try:
-        report = cloud.up(cohort, ["student01"], ssh_probe=ssh.banner_answers, ssh_timeout=600)
-        assert report.ready, (report.failed, report.vms)
-        assert cloud.vms(cohort)[0].public_ip
-    finally:
-        removed = cloud.down(cohort)
-    assert removed.left == []
-    assert cloud.vms(cohort) == []
+    up_and_down(cloud, cohort)
     if kit_makes_group:
         assert not cloud.resources.resource_groups.check_existence(group), (
             f"the kit made {group} for the cohort and down left it"

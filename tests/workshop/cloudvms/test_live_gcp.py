@@ -10,35 +10,19 @@ is left. Otherwise it is skipped, saying what is missing.
 
 from __future__ import annotations
 
-import os
-import secrets
-from pathlib import Path
-
 import pytest
 
-from workshop import ssh
+from tests.workshop.cloudvms.test_live import live_cohort_file, new_cohort, up_and_down
 from workshop.cloudvms import spec
 
 
 def test_one_vm_up_answers_ssh_and_down_leaves_nothing():
-    if os.environ.get("WORKSHOP_LIVE_GCP") != "1":
-        pytest.skip("live gcp VM test: set WORKSHOP_LIVE_GCP=1 with credentials to run it")
-    config = os.environ.get("WORKSHOP_LIVE_GCP_COHORT")
-    if not config:
-        pytest.skip("live gcp VM test: set WORKSHOP_LIVE_GCP_COHORT to a cohort file")
+    config = live_cohort_file("gcp")
     from workshop.cloudvms import gcp  # the SDK takes seconds to import: only when run
 
-    cloud = gcp.GcpCloud(spec.load(Path(config)))
-    cohort = f"kit-live-{secrets.token_hex(3)}"
-    plan = cloud.plan(1, cohort)
-    assert plan.fits, plan.problems
-    try:
-        report = cloud.up(cohort, ["student01"], ssh_probe=ssh.banner_answers, ssh_timeout=600)
-        assert report.ready, (report.failed, report.vms)
-        assert cloud.vms(cohort)[0].public_ip
-    finally:
-        removed = cloud.down(cohort)
-    assert removed.left == []
+    cloud = gcp.GcpCloud(spec.load(config))
+    cohort = new_cohort()
+    up_and_down(cloud, cohort)
     # Nothing carrying the cohort's label is left (instances, disks), nor its firewall rule.
     import google.api_core.exceptions as gexc
 
