@@ -42,10 +42,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import docker.errors
+from bench_clouds import cohort_file, round_trips  # scripts/, beside this file
 from rich.console import Console
 from rich.table import Table
 
@@ -90,7 +92,6 @@ def main() -> int:
     if only in (None, "aws"):
         rows += bench_aws(console)
     # The clouds' benches live beside this file (each starts its cloud's local fake).
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     if only in (None, "gcp"):
         from bench_clouds_gcp import bench_gcp
 
@@ -553,62 +554,27 @@ def bench_aws(console) -> list[tuple[str, str, str]]:  # noqa: ANN001
         AWS_ENDPOINT_URL_SSM=f"http://127.0.0.1:{port}",
         AWS_ENDPOINT_URL_SERVICE_QUOTAS=quotas.url,
     )
-    rows: list[tuple[str, str, str]] = []
-    students = [f"student{index:03d}" for index in range(1, 101)]
     try:
         with tempfile.TemporaryDirectory(prefix="bench-aws-") as root:
-            key = os.path.join(root, "admin.pub")
-            with open(key, "w") as handle:
-                handle.write(
-                    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK6Q7BR7UqrYNZLSHWTzYtsv/o29zMRYlECOE28BG"
-                    "/4p bench\n"
-                )
-            config = os.path.join(root, "cohort.yml")
-            with open(config, "w") as handle:
-                handle.write(
-                    "provider: aws\nregion: us-east-1\nzones: [us-east-1a, us-east-1b]\n"
-                    "instance_types: [g4dn.xlarge]\nimage: ami-12c6146b\n"
-                    f"ssh_public_key: {key}\nallow_from: [198.51.100.0/24]\n"
-                )
-            cloud = aws.AwsCloud(spec.load(Path(config)))
+            config = cohort_file(
+                Path(root),
+                "provider: aws\nregion: us-east-1\nzones: [us-east-1a, us-east-1b]\n"
+                "instance_types: [g4dn.xlarge]\nimage: ami-12c6146b\n",
+            )
+            cloud = aws.AwsCloud(spec.load(config))
             calls: list[str] = []
             for client in (cloud.ec2, cloud.launcher, cloud.quotas, cloud.ssm):
                 client.meta.events.register(
                     "before-call.*.*", lambda model, **_: calls.append(model.name)
                 )
-            for label, full in (("", set()), (", zone a full", {("us-east-1a", None)})):
-                proxy.full = full
-                cohort = f"bench-{secrets.token_hex(3)}"
-                console.print(f"[dim]aws: up of 100 VMs{label}...[/]")
-                calls.clear()
-                report, up = timed(
-                    lambda c=cohort: cloud.up(c, students, ssh_probe=lambda *_: True)
-                )
-                made = f"{len(report.created)} made, {len(report.failed)} failed"
-                rows.append(
-                    (
-                        f"aws up 100 VMs (moto){label}",
-                        f"{up:.1f} s",
-                        f"{len(calls)} API calls, 8 at a time; {made}",
-                    )
-                )
-                calls.clear()
-                _, again = timed(lambda c=cohort: cloud.up(c, students, ssh_probe=lambda *_: True))
-                rows.append((f"aws second up{label}", f"{again:.1f} s", f"{len(calls)} API calls"))
-                calls.clear()
-                down, seconds = timed(lambda c=cohort: cloud.down(c))
-                rows.append(
-                    (
-                        f"aws down 100 VMs{label}",
-                        f"{seconds:.1f} s",
-                        f"{len(down.terminated)} terminated, {len(calls)} API calls",
-                    )
-                )
+            runs = [("", set()), (", zone a full", {("us-east-1a", None)})]
+            return round_trips(
+                console, "aws", cloud, runs, partial(setattr, proxy, "full"), lambda: len(calls)
+            )
     finally:
         proxy.stop()
         quotas.stop()
         moto.stop()
-    return rows
 
 
 if __name__ == "__main__":
