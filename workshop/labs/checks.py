@@ -698,9 +698,7 @@ def check_reject(session: Session, check: catalog.Check) -> Outcome:
         if not session.target.exists(file):
             answer: dict[str, Any] = {"error": f"{file} is not in your lab directory"}
         else:
-            answer = session.http(
-                "POST", running.url + check.path, "--json-file", f"{session.target.workdir}/{file}"
-            )
+            answer = session.http("POST", running.url + check.path, *_request_args(session, check))
     else:
         file = check.file or "notes.txt"
         what = f"{file} (not an image)"
