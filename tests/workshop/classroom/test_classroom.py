@@ -440,7 +440,7 @@ def test_the_assignments_self_check_runs_on_a_submission(graded, classroom):
     uids = [line.split()[0] for line in rows if re.match(r"\s*\S+\s+\d+\s", line)]
     assert uids, "docker top lists the processes"
     assert not {"0", "root"} & set(uids), uids
-    left = as_student(classroom, 0, "docker ps -aq; ls ~/labs/practical/answer.json").stdout
+    left = as_student(classroom, 0, "docker ps -aq; ls ~/labs/practical/answer.txt").stdout
     assert left.strip() == "", left
 
 
