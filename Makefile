@@ -12,7 +12,7 @@ BUILDX := .cache/docker-cli/cli-plugins/docker-buildx
 DEMO_COHORT ?= lab
 DEMO_STUDENTS ?= 2
 
-.PHONY: setup host demo test bench lint lock clean gpu-wheels
+.PHONY: setup host demo test test-fresh bench lint lock clean gpu-wheels
 
 ## setup: host packages, the Docker engine, .venv with the pinned dependencies, actionlint, buildx
 setup: host $(STAMP) $(ACTIONLINT) $(BUILDX)
@@ -42,6 +42,10 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+## test-fresh: make test on a clean clone of HEAD and an empty Docker data root (FRESH_RUNS=2: twice)
+test-fresh: host
+	@scripts/test_fresh.sh
 
 ## bench: measured timings, printed as a table
 bench: setup
