@@ -476,11 +476,11 @@ def bench_grade(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
     import shutil
     from pathlib import Path
 
-    from workshop.labs import grade
+    from workshop.grading import grader
 
     samples = Path(REPO) / "tests" / "workshop" / "grading" / "samples"
     rows: list[tuple[str, str, str]] = []
-    limits = grade.Limits(health_timeout=60)
+    limits = grader.Limits(health_timeout=60)
     with tempfile.TemporaryDirectory(prefix="bench-grade-") as scratch:
         cold = Path(scratch) / "flask"
         shutil.copytree(samples / "flask", cold)
@@ -493,7 +493,9 @@ def bench_grade(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
         console.print("[dim]grading one submission with a cold, then a warm build cache...[/]")
         for what in ("cold build cache", "warm build cache"):
             [card], seconds = timed(
-                lambda: grade.grade_sources(client, [str(cold)], limits=limits, trust_extra_ca=True)
+                lambda: grader.grade_sources(
+                    client, [str(cold)], limits=limits, trust_extra_ca=True
+                )
             )
             rows.append(
                 (
@@ -511,7 +513,7 @@ def bench_grade(console, client) -> list[tuple[str, str, str]]:  # noqa: ANN001
         timings = {}
         for jobs in (1, 10):
             cards, seconds = timed(
-                lambda: grade.grade_sources(client, copies, jobs=jobs, limits=limits)  # noqa: B023
+                lambda: grader.grade_sources(client, copies, jobs=jobs, limits=limits)  # noqa: B023
             )
             timings[jobs] = seconds
             scores = sorted({f"{card.score}/{card.total}" for card in cards})

@@ -1,9 +1,11 @@
-"""The import graph: registries/ is the adapter layer and imports nothing from workshop/;
+"""The import graph: the layers point one way (cli -> classroom -> grading -> checking ->
+labs -> core), registries/ is the adapter layer and imports nothing from workshop/, and
 module-level imports across the kit form no cycle."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +34,37 @@ def _modules() -> dict[str, Path]:
     return {
         _module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")
     }
+
+
+# Top to bottom; a module may import its own layer and those below it, never above.
+# "core" is the rest of workshop/: the cohort, state, SSH, engine, lab cloud, cloud VMs.
+LAYERS = ("cli", "classroom", "grading", "checking", "labs", "core")
+# A lab's own service code (built into its image), not the kit's.
+LAB_CONTENT = re.compile(r"workshop\.labs\.(\d|practical\.)")
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else "core"
+
+
+def test_layers_point_one_way():
+    """Function-level imports count too: a lazy import is still a dependency."""
+    upward = {}
+    for name, path in _modules().items():
+        if not name.startswith("workshop.") or (
+            "labs." in name and name.split(".")[2][:1] in "0123456789p"
+        ):
+            continue
+        rank = LAYERS.index(_layer(name))
+        above = sorted(
+            imported
+            for imported in _imports(path, top_level_only=False)
+            if imported.startswith("workshop.") and LAYERS.index(_layer(imported)) < rank
+        )
+        if above:
+            upward[name] = above
+    assert upward == {}
 
 
 def test_registries_imports_nothing_from_workshop():

@@ -779,9 +779,9 @@ def report_command(
 
 def grade_table(cards: list[Any]) -> Table:
     """Submission x requirement: a mark per requirement, the score, and why."""
-    from workshop.labs import grade
+    from workshop.grading import grader
 
-    names = [check.name for check in grade.requirements()]
+    names = [check.name for check in grader.requirements()]
     table = Table(title=f"Practical assessment: {len(cards)} submission(s)")
     table.add_column("submission")
     for number, _ in enumerate(names, start=1):
@@ -792,7 +792,7 @@ def grade_table(cards: list[Any]) -> Table:
     for card in cards:
         by_name = {result.name: result for result in card.requirements}
         cells = [marks.get(by_name[n].status, "?") if n in by_name else "-" for n in names]
-        if card.status != grade.GRADED:
+        if card.status != grader.GRADED:
             score, problem = f"[red]{card.status}[/]", card.message
         else:
             colour = "green" if card.score == card.total else "red"
@@ -848,20 +848,20 @@ def grade_command(
     from workshop.classroom import grade as cohort_grade
     from workshop.classroom import report
     from workshop.engine import docker_client
-    from workshop.labs import grade
+    from workshop.grading import grader
 
     if bool(sources) == bool(cohort):
         raise WorkshopError(
             "give the submissions to grade (directories or git URLs) or --cohort C, not both"
         )
-    limits = grade.Limits(health_timeout=health_timeout, build_timeout=build_timeout)
+    limits = grader.Limits(health_timeout=health_timeout, build_timeout=build_timeout)
 
     def progress(card: Any) -> None:
         if not as_json:
             shown = card.student or card.source
             err.print(
                 f"[dim]-> {shown}: {card.score}/{card.total} ({card.seconds:.0f}s)[/]"
-                if card.status == grade.GRADED
+                if card.status == grader.GRADED
                 else f"[dim]-> {shown}: {card.status}: {card.message}[/]",
                 highlight=False,
             )
@@ -879,7 +879,7 @@ def grade_command(
             trust_extra_ca=trust_extra_ca,
         )
     else:
-        cards = grade.grade_sources(
+        cards = grader.grade_sources(
             docker_client(),
             list(sources or []),
             jobs=jobs,
@@ -911,7 +911,7 @@ def grade_command(
 
         state.write_file(html, report.render_grades_html(cards))
         err.print(f"Scorecards: {html.resolve()}", highlight=False)
-    failed = [card.student or card.source for card in cards if card.status != grade.GRADED]
+    failed = [card.student or card.source for card in cards if card.status != grader.GRADED]
     if failed:
         err.print(f"[bold red]not graded:[/] {', '.join(failed)}", highlight=False)
         raise typer.Exit(1)

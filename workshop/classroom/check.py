@@ -3,7 +3,7 @@
 For each student (all at once, a bounded number in flight) the kit logs in to their VM
 as its admin and runs the lab's checks as the student (``sudo -u``) against
 ``~/labs/<lab>/``: their Dockerfile or compose file is built on the classroom's base
-images, run, checked and cleaned up (``checks.run_lab``). A VM that does not answer, a
+images, run, checked and cleaned up (``checking.run_lab``). A VM that does not answer, a
 student who has not started, a build that fails: each is that student's own verdict, and
 the others finish. Each result is kept in ``state/<cohort>/checks/<lab>/<login>.json``.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import paramiko
 
-from workshop import ssh, state
+from workshop import checking, ssh, state
+from workshop.checking.target import TargetUnreachable, VmTarget
 from workshop.cohort import Cohort, Host, Student
-from workshop.labs import catalog, checks, handout
-from workshop.labs.target import TargetUnreachable, VmTarget
+from workshop.labs import catalog, handout
 
 WORKERS = 8
 CHECKS_DIR = "checks"
@@ -33,7 +33,7 @@ CHECKS_DIR = "checks"
 class CohortCheck:
     cohort: str
     lab: str
-    runs: list[checks.LabRun] = field(default_factory=list)
+    runs: list[checking.LabRun] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -47,29 +47,29 @@ def results_dir(cohort: Cohort, lab: str) -> Path:
 
 def _check_one(
     cohort: Cohort, lab: catalog.Lab, host: Host, student: Student, starter: dict[str, str]
-) -> checks.LabRun:
+) -> checking.LabRun:
     try:
         with ssh.connect(host.ssh_target()) as connection:
             found = connection.run(f"getent passwd {student.login}", hide=True, warn=True)
             if not found.ok:
-                return checks.LabRun(
+                return checking.LabRun(
                     lab.name,
                     f"{student.login}@{host.name}",
-                    checks.NOT_DELIVERED,
+                    checking.NOT_DELIVERED,
                     f"no account {student.login} on {host.name}: run site.yml",
                 )
             home = found.stdout.strip().split(":")[5]
             target = VmTarget(connection, student.login, f"{home}/labs/{lab.name}", host.name)
-            env = checks.classroom_environment(
+            env = checking.classroom_environment(
                 cohort.registry or "", student.login, cohort.password(student.login), starter
             )
-            return checks.run_lab(lab, target, env)
+            return checking.run_lab(lab, target, env)
     except (OSError, EOFError, paramiko.SSHException, TargetUnreachable) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        return checks.LabRun(
+        return checking.LabRun(
             lab.name,
             f"{student.login}@{host.name}",
-            checks.UNREACHABLE,
+            checking.UNREACHABLE,
             f"{host.name} ({host.address}) does not answer SSH: {reason}",
         )
 
@@ -80,7 +80,7 @@ def check_cohort(
     *,
     student: str | None = None,
     workers: int = WORKERS,
-    on_result: Callable[[checks.LabRun], None] | None = None,
+    on_result: Callable[[checking.LabRun], None] | None = None,
 ) -> CohortCheck:
     """Check ``lab_name`` for every student of ``cohort`` (or one), on their VMs."""
     started = time.monotonic()
@@ -90,7 +90,7 @@ def check_cohort(
     starter = materials.labs[lab.name].starter if materials and lab.name in materials.labs else {}
     report = CohortCheck(cohort.name, lab.name)
 
-    def one(pair: tuple[Host, Student]) -> checks.LabRun:
+    def one(pair: tuple[Host, Student]) -> checking.LabRun:
         host, person = pair
         when = datetime.now(UTC).isoformat(timespec="seconds")
         run = _check_one(cohort, lab, host, person, starter)
@@ -109,11 +109,11 @@ def check_cohort(
     return report
 
 
-def saved_results(cohort: Cohort) -> dict[str, list[checks.LabRun]]:
+def saved_results(cohort: Cohort) -> dict[str, list[checking.LabRun]]:
     """Every lab's last results for the cohort, as ``workshop check`` saved them."""
-    found: dict[str, list[checks.LabRun]] = {}
+    found: dict[str, list[checking.LabRun]] = {}
     base = cohort.state_dir / CHECKS_DIR
     for path in sorted(base.glob("*/*.json")) if base.is_dir() else []:
-        run = checks.LabRun.from_dict(json.loads(path.read_text()))
+        run = checking.LabRun.from_dict(json.loads(path.read_text()))
         found.setdefault(path.parent.name, []).append(run)
     return found

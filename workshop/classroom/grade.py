@@ -19,27 +19,28 @@ import docker
 import paramiko
 
 from workshop import ssh, state
+from workshop.checking.target import TargetUnreachable, VmTarget
 from workshop.cohort import Cohort, Host, Student
 from workshop.errors import WorkshopError
-from workshop.labs import bases, grade
-from workshop.labs.target import TargetUnreachable, VmTarget
+from workshop.grading import grader
+from workshop.labs import bases
 
 GRADES_DIR = "grades"
 
 
 # Where a student's practical is on their VM: the first of these that exists.
-PLACES = ("practical", f"labs/{grade.PRACTICAL}")
+PLACES = ("practical", f"labs/{grader.PRACTICAL}")
 
 
-def _on_vm(cohort: Cohort, host: Host, student: Student, limits: grade.Limits) -> grade.Scorecard:
-    where = f"{student.login}@{host.name}:~/labs/{grade.PRACTICAL}"
+def _on_vm(cohort: Cohort, host: Host, student: Student, limits: grader.Limits) -> grader.Scorecard:
+    where = f"{student.login}@{host.name}:~/labs/{grader.PRACTICAL}"
     try:
         with ssh.connect(host.ssh_target()) as connection:
             found = connection.run(
                 f"getent passwd {student.login}", hide=True, warn=True, timeout=60
             )
             if not found.ok:
-                return grade.Scorecard(where, message=f"no account {student.login} on {host.name}")
+                return grader.Scorecard(where, message=f"no account {student.login} on {host.name}")
             home = found.stdout.strip().split(":")[5]
             tested = connection.run(
                 " || ".join(f"(test -d {home}/{place} && echo {place})" for place in PLACES),
@@ -52,10 +53,10 @@ def _on_vm(cohort: Cohort, host: Host, student: Student, limits: grade.Limits) -
             where = f"{student.login}@{host.name}:~/{place}"
             target = VmTarget(connection, student.login, f"{home}/{place}", host.name)
             images = {name: bases.build_arg(name, cohort.registry) for name in bases.BASES}
-            return grade.grade(target, grade.environment(images, limits, target.builder), where)
+            return grader.grade(target, grader.environment(images, limits, target.builder), where)
     except (OSError, EOFError, paramiko.SSHException, TargetUnreachable) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        return grade.Scorecard(
+        return grader.Scorecard(
             where, message=f"{host.name} ({host.address}) does not answer SSH: {reason}"
         )
 
@@ -66,28 +67,28 @@ def grade_cohort(
     *,
     student: str | None = None,
     jobs: int = 8,
-    limits: grade.Limits | None = None,
-    on_card: Callable[[grade.Scorecard], None] | None = None,
+    limits: grader.Limits | None = None,
+    on_card: Callable[[grader.Scorecard], None] | None = None,
     trust_extra_ca: bool | None = None,
-) -> list[grade.Scorecard]:
+) -> list[grader.Scorecard]:
     """Grade every student's practical (or one student's)."""
-    limits = limits or grade.Limits()
+    limits = limits or grader.Limits()
     pairs = cohort.seats(student)
     base_images: dict[str, str] = {}
     if any(person.practical_repo for _, person in pairs):
         if client is None:
             raise WorkshopError("grading a practical_repo needs this machine's Docker engine")
-        base_images = grade.local_bases(client, trust_extra_ca=trust_extra_ca)
+        base_images = grader.local_bases(client, trust_extra_ca=trust_extra_ca)
 
-    def one(pair: tuple[Host, Student]) -> grade.Scorecard:
+    def one(pair: tuple[Host, Student]) -> grader.Scorecard:
         host, person = pair
         repository = person.practical_repo
         if repository:
-            card = grade.safely(
-                repository, lambda: grade.grade_here(repository, base_images, limits)
+            card = grader.safely(
+                repository, lambda: grader.grade_here(repository, base_images, limits)
             )
         else:
-            card = grade.safely(person.login, lambda: _on_vm(cohort, host, person, limits))
+            card = grader.safely(person.login, lambda: _on_vm(cohort, host, person, limits))
         card.student, card.host = person.login, host.name
         card.graded_at = card.graded_at or datetime.now(UTC).isoformat(timespec="seconds")
         state.write_file(
@@ -102,12 +103,12 @@ def grade_cohort(
         return list(pool.map(one, pairs))
 
 
-def saved_grades(cohort: Cohort) -> list[grade.Scorecard]:
+def saved_grades(cohort: Cohort) -> list[grader.Scorecard]:
     """The cohort's last scorecards, as ``workshop grade --cohort`` saved them."""
     directory = cohort.state_dir / GRADES_DIR
     if not directory.is_dir():
         return []
     return [
-        grade.Scorecard.from_dict(json.loads(path.read_text()))
+        grader.Scorecard.from_dict(json.loads(path.read_text()))
         for path in sorted(directory.glob("*.json"))
     ]

@@ -18,11 +18,11 @@ from typing import Any
 
 import jinja2
 
-from workshop import state
+from workshop import checking, state
 from workshop.classroom import check, grade
 from workshop.cohort import Cohort
-from workshop.labs import catalog, checks
-from workshop.labs import grade as labgrade
+from workshop.grading import grader
+from workshop.labs import catalog
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -47,7 +47,7 @@ class LabSection:
 
     @property
     def passed(self) -> int:
-        return sum(1 for run in self.runs.values() if run["status"] == checks.PASSED)
+        return sum(1 for run in self.runs.values() if run["status"] == checking.PASSED)
 
 
 @dataclass
@@ -83,7 +83,7 @@ def build(cohort: Cohort) -> Report:
                 section.runs[run.student] = run.to_dict()
         report.labs.append(section)
     report.grades = [card.to_dict() for card in grade.saved_grades(cohort)]
-    report.grade_requirements = [c.name for c in labgrade.requirements()]
+    report.grade_requirements = [c.name for c in grader.requirements()]
     for host in cohort.hosts:
         result = report.readiness.get(host.name)
         if result is None:
@@ -115,14 +115,14 @@ def render_html(report: Report) -> str:
     return _templates().get_template("report.html.j2").render(report=report)
 
 
-def render_grades_html(cards: list[labgrade.Scorecard]) -> str:
+def render_grades_html(cards: list[grader.Scorecard]) -> str:
     """``workshop grade --html``: the scorecards alone, as one self-contained page."""
     return (
         _templates()
         .get_template("grades.html.j2")
         .render(
             grades=[card.to_dict() for card in cards],
-            requirements=[c.name for c in labgrade.requirements()],
+            requirements=[c.name for c in grader.requirements()],
             generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
     )

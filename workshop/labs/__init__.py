@@ -1,1 +1,1 @@
-"""The labs: offline base images, lab definitions (lab.yml), builds and their checks."""
+"""The labs as data: offline base images, lab definitions (lab.yml), builds and handouts."""

@@ -48,66 +48,15 @@ class ImageSpec(Strict):
     buildkit: bool = False
 
 
-class Check(Strict):
-    """One requirement a lab's work must meet; ``kind`` names its one implementation in
-    ``workshop/labs/checks.py``, the other fields are that kind's parameters."""
+class CheckEntry(BaseModel):
+    """One requirement of the lab as lab.yml writes it: a name, a kind, and that kind's
+    settings. The check engine (``workshop/checking/kinds``) owns the kinds: it reads each
+    entry through its kind's settings model, which refuses a setting of another kind."""
+
+    model_config = ConfigDict(extra="allow")
 
     name: str
-    kind: Literal[
-        "health",  # GET the health URL: 200 (every compared image, for a compare lab)
-        "predict",  # POST file to /predict: expect_top1_contains / expect_top5_contains
-        "reject",  # POST a file that is not an image (or json_file): expect_status, and
-        # still healthy
-        "generate",  # POST json_file: a PNG of its width x height; the same seed the same
-        # picture, another seed another
-        "size",  # the image is under size_limit_mb
-        "size_reduction",  # compare: the second image is >= min_reduction smaller
-        "layer_reuse",  # a change to `file` rebuilds no layer at or below the dependencies
-        "non_root",  # every process of the running container has a non-zero uid
-        "graceful_shutdown",  # docker stop with a request in flight: answered, exit 0
-        "multi_stage",  # several FROM stages, the final one copies from them; absent_imports
-        "env_config",  # PORT from the environment moves the service
-        "readme",  # README.md with build, run and configuration sections
-        "script",  # `file` runs (args, env) to exit 0 and prints every `expect`
-        "cache_hit",  # the same request again: X-Cache hit
-        "database_row",  # each prediction lands in PostgreSQL (table predictions)
-        "replicas",  # scaled service: more than one instance answers
-        "lint",  # `file` (a GitHub Actions workflow) passes actionlint
-        "build_secret",  # the build needs secret_id, and its value is in no layer or history
-        "dockerignore",  # `excludes` never reach the build context, `includes` do
-        "init_process",  # PID 1 of the running service is an init (tini, docker-init)
-        "cache_mount",  # every pip install RUN keeps pip's cache in a BuildKit cache mount
-        "compose_secret",  # no password in any container's environment; a secret mounted
-        "resource_limits",  # `service`'s containers run with a memory and a CPU limit
-        "compose_profile",  # `service` starts only with --profile `profile`, and works then
-        "compose_up",  # `file` (another Compose file) comes up: each of `services` healthy
-        "registry_tags",  # `repository` in the classroom registry has every tag of `tags`,
-        # all one digest
-        "pinned",  # every requirement `==` a version; every FROM a tag or digest, not latest
-        "oidc_only",  # `file` (a workflow) asks id-token: write and logs in to the clouds by
-        # OIDC only: no access key, password or JSON key anywhere
-    ]
-    file: str | None = None
-    json_file: str | None = None  # a JSON request body (instead of a multipart file)
-    path: str = "/predict"
-    expect_top1_contains: str | None = None
-    expect_top5_contains: list[str] = Field(default_factory=list)
-    expect_status: int | None = None
-    min_reduction: float = 0.75
-    absent_imports: list[str] = Field(default_factory=list)
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    expect: list[str] = Field(default_factory=list)
-    stdin: Literal["registry_password"] | None = None
-    replicas: int = 3
-    secret_id: str = "index_token"  # noqa: S105 (a name) build_secret: the id of `docker build --secret id=...`
-    excludes: list[str] = Field(default_factory=list)  # dockerignore: planted, must stay out
-    includes: list[str] = Field(default_factory=list)  # dockerignore: must reach the build
-    service: str | None = None  # resource_limits, compose_profile: the Compose service
-    services: list[str] = Field(default_factory=list)  # compose_up: must run, healthy
-    profile: str | None = None  # compose_profile: the profile that enables `service`
-    repository: str | None = None  # registry_tags: e.g. "{login}/classifier"
-    tags: list[str] = Field(default_factory=list)  # registry_tags: the tags it must have
+    kind: str
 
 
 class Volume(Strict):
@@ -147,7 +96,7 @@ class Lab(Strict):
     health: str | None = None
     environment: dict[str, str] = Field(default_factory=dict)
     volumes: list[Volume] = Field(default_factory=list)
-    checks: list[Check] = Field(default_factory=list)
+    checks: list[CheckEntry] = Field(default_factory=list)
     compare: list[str] = Field(default_factory=list)  # [before, after] image names: sizes
     compose: str | None = None  # the lab runs as a Compose project from this file
     service: str | None = None  # the image whose container the checks talk to

@@ -18,8 +18,10 @@ from bs4 import BeautifulSoup
 
 from tests.conftest import run_workshop
 from tests.workshop.labs import work as handout_work
-from workshop.labs import audit, catalog, checks, grade
-from workshop.labs.target import LocalTarget
+from workshop import checking
+from workshop.checking.target import LocalTarget
+from workshop.grading import audit, grader
+from workshop.labs import catalog
 
 SAMPLES = Path(__file__).with_name("samples")
 STDLIB = SAMPLES / "stdlib"
@@ -110,12 +112,12 @@ def submission(tmp: Path, name: str, changes: list[Callable[[Path], None]]) -> P
     return directory
 
 
-def by_kind(card: grade.Scorecard) -> dict[str, checks.CheckResult]:
+def by_kind(card: grader.Scorecard) -> dict[str, checking.CheckResult]:
     return {result.kind: result for result in card.requirements}
 
 
 @pytest.fixture(scope="module")
-def graded(engine, tmp_path_factory) -> dict[str, grade.Scorecard]:
+def graded(engine, tmp_path_factory) -> dict[str, grader.Scorecard]:
     """Every sample graded once, two at a time, as `workshop grade` does."""
     tmp = tmp_path_factory.mktemp("submissions")
     sources = {"stdlib": str(STDLIB), "flask": str(SAMPLES / "flask")}
@@ -198,7 +200,7 @@ def graded(engine, tmp_path_factory) -> dict[str, grade.Scorecard]:
             ],
         )
     )
-    reference = handout_work.student_copy(catalog.load(grade.PRACTICAL), tmp / "fastapi")
+    reference = handout_work.student_copy(catalog.load(grader.PRACTICAL), tmp / "fastapi")
     sources["FastAPI (the reference)"] = str(reference)
     bare = tmp / "stdlib.git"
     work = submission(tmp, "git-work", [])
@@ -222,8 +224,8 @@ def graded(engine, tmp_path_factory) -> dict[str, grade.Scorecard]:
         subprocess.run(command, check=True)
     sources["git URL"] = f"file://{bare}"
     sources["git URL that does not clone"] = f"file://{tmp}/missing.git"
-    limits = grade.Limits(health_timeout=20, build_timeout=300)
-    cards = grade.grade_sources(
+    limits = grader.Limits(health_timeout=20, build_timeout=300)
+    cards = grader.grade_sources(
         engine, list(sources.values()), jobs=2, limits=limits, trust_extra_ca=True
     )
     return dict(zip(sources, cards, strict=True))
@@ -245,7 +247,7 @@ def graded(engine, tmp_path_factory) -> dict[str, grade.Scorecard]:
 def test_correct_submissions_meet_all_seven(graded, framework) -> None:
     card = graded[framework]
     failures = [f"{r.name}: {r.message}" for r in card.requirements if not r.passed]
-    assert card.status == grade.GRADED, card.message
+    assert card.status == grader.GRADED, card.message
     assert not failures, failures
     assert card.score == card.total == 7
     assert card.size_limit.startswith("500 MB (CPU model")
@@ -257,7 +259,7 @@ def test_one_defect_fails_exactly_its_requirement(graded, defect) -> None:
     card = graded[defect]
     wanted = DEFECTS[defect][1]
     failed = sorted(r.kind for r in card.requirements if not r.passed)
-    assert card.status == grade.GRADED, card.message
+    assert card.status == grader.GRADED, card.message
     assert failed == [wanted], [f"{r.kind}: {r.message}" for r in card.requirements]
     assert card.score == 6
 
@@ -304,7 +306,7 @@ def test_a_gpu_model_gets_the_2_gb_limit_and_says_why(graded) -> None:
 
 def test_submissions_that_cannot_run_get_a_scorecard_with_the_reason(graded) -> None:
     missing = graded["no Dockerfile"]
-    assert missing.status == grade.GRADED
+    assert missing.status == grader.GRADED
     assert "no Dockerfile" in missing.message
     assert [r.kind for r in missing.requirements if r.passed] == ["readme"]
     broken = graded["does not build"]
@@ -316,13 +318,13 @@ def test_submissions_that_cannot_run_get_a_scorecard_with_the_reason(graded) -> 
     # one wait, not one per requirement: the grader does not hang on it
     assert silent.seconds < 3 * 20, silent.seconds
     unclonable = graded["git URL that does not clone"]
-    assert unclonable.status == grade.NOT_GRADED
+    assert unclonable.status == grader.NOT_GRADED
     assert "git clone" in unclonable.message
 
 
 def test_nothing_of_the_grading_is_left_on_the_engine(graded, engine) -> None:
     assert graded  # every submission above has been graded and cleaned up
-    left = engine.containers.list(all=True, filters={"label": checks.LABEL})
+    left = engine.containers.list(all=True, filters={"label": checking.LABEL})
     assert not left, [c.name for c in left]
     tags = [t for image in engine.images.list() for t in image.tags if t.startswith("ws-check/")]
     assert not tags, tags
@@ -345,12 +347,12 @@ def test_warnings_beyond_the_seven(engine, tmp_path) -> None:
         ],
     )
     (messy / "id_rsa").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n")
-    [card] = grade.grade_sources(engine, [str(messy)], limits=grade.Limits(health_timeout=20))
+    [card] = grader.grade_sources(engine, [str(messy)], limits=grader.Limits(health_timeout=20))
     codes = {warning.code for warning in card.warnings}
     assert {"secret-env", "no-dockerignore", "secret-layer", "apt-lists", "pip-cache"} <= codes
     layer = next(w for w in card.warnings if w.code == "secret-layer")
     assert layer.evidence["path"] == "root/.ssh/id_rsa"
-    shown = json.dumps(grade.Scorecard.to_dict(card))
+    shown = json.dumps(grader.Scorecard.to_dict(card))
     assert "do-not-ship-me" not in shown
     assert "not-a-real-key" not in shown
     assert card.score == 7  # warnings are not requirements
@@ -395,12 +397,12 @@ def test_static_warnings(dockerfile: str, codes: set[str]) -> None:
 )
 def test_multi_stage_rules(tmp_path, dockerfile: str, passes: bool) -> None:
     (tmp_path / "Dockerfile").write_text(dockerfile)
-    lab = catalog.load(grade.PRACTICAL)
-    env = grade.environment({}, grade.Limits(), "classic")
-    session = checks.Session(lab, LocalTarget(tmp_path), env)
-    check = next(c for c in lab.checks if c.kind == "multi_stage")
-    status, message, _ = checks.check_multi_stage(session, check)
-    assert (status == checks.PASSED) is passes, message
+    lab = catalog.load(grader.PRACTICAL)
+    env = grader.environment({}, grader.Limits(), "classic")
+    session = checking.Session(lab, LocalTarget(tmp_path), env)
+    check = next(c for c in session.checks if c.kind == "multi_stage")
+    status, message, _ = checking.kinds.image.check_multi_stage(session, check)
+    assert (status == checking.PASSED) is passes, message
 
 
 def test_cli_json_and_html(tmp_path) -> None:
@@ -418,7 +420,7 @@ def test_cli_json_and_html(tmp_path) -> None:
     )
     assert result.returncode == 1, result.stderr  # one source could not be graded
     cards = json.loads(result.stdout)
-    assert [c["status"] for c in cards] == [grade.GRADED, grade.NOT_GRADED]
+    assert [c["status"] for c in cards] == [grader.GRADED, grader.NOT_GRADED]
     assert cards[0]["score"] == 7
     assert "neither a directory nor a git URL" in cards[1]["message"]
     soup = BeautifulSoup(page.read_text(), "html.parser")

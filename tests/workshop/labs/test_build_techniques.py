@@ -1,13 +1,15 @@
 """Lesson 03's techniques lab: the reference solution passes every check with BuildKit
 (the cache and secret mounts need it), and the starter as delivered fails each technique
-check, naming what to do. (Each check kind on wrong answers: test_checks.py.)"""
+check, naming what to do. (Each check kind on wrong answers:
+tests/workshop/checking/test_checks.py.)"""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.workshop.labs import work
-from workshop.labs import catalog, checks
+from workshop import checking
+from workshop.labs import catalog
 
 LAB = catalog.load("03-build-techniques")
 
@@ -31,7 +33,7 @@ def test_the_starter_as_delivered_fails_each_technique(engine, tmp_path):
     assert "ARG INDEX_TOKEN" in (copy / "Dockerfile").read_text()
     run = work.run(engine, LAB, copy, builder="buildkit")
     by_kind = {result.kind: result for result in run.checks}
-    assert all(result.status == checks.FAILED for result in run.checks), run.message
+    assert all(result.status == checking.FAILED for result in run.checks), run.message
     # It needs --build-arg INDEX_TOKEN, which the check never passes: no secret, no build.
     assert "does not build" in by_kind["build_secret"].message
     assert ".dockerignore is missing" in by_kind["dockerignore"].message

@@ -9,7 +9,8 @@ import requests
 
 from tests.workshop.labs import service as service_container
 from tests.workshop.labs import work
-from workshop.labs import catalog, checks, handout
+from workshop import checking
+from workshop.labs import catalog, handout
 
 LAB = catalog.load("02-image-classifier")
 
@@ -38,17 +39,17 @@ def test_the_evidence_is_what_a_student_would_see(reference):
     graceful = work.result(reference, "graceful_shutdown").evidence
     assert graceful["status"] == 200
     assert graceful["exit_code"] == 0
-    assert graceful["stop_seconds"] < checks.STOP_TIMEOUT
+    assert graceful["stop_seconds"] < checking.kinds.runtime.STOP_TIMEOUT
 
 
 def test_the_starter_fails_with_reasons(engine, tmp_path):
     copy = work.student_copy(LAB, tmp_path, solution=False)
     run = work.run(engine, LAB, copy, starter=handout.starter_digests(LAB))
-    assert run.status == checks.NOT_STARTED, run.message
+    assert run.status == checking.NOT_STARTED, run.message
     assert run.message.startswith("nothing to check yet: Dockerfile, ")
     assert "app/main.py are as delivered" in run.message
     health = work.result(run, "health")
-    assert health.status == checks.FAILED
+    assert health.status == checking.FAILED
     assert "exited (code 0) before answering GET /health" in health.message
 
 

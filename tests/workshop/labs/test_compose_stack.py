@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import REPO
 from tests.workshop.labs import work
-from workshop.labs import catalog, checks
+from workshop import checking
+from workshop.labs import catalog
 
 LAB = catalog.load("05-compose-stack")
 
@@ -49,7 +50,7 @@ def test_a_missing_password_file_is_named(engine, tmp_path):
     copy = work.student_copy(LAB, tmp_path)
     (copy / "db_password.txt").unlink()
     run = work.run(engine, LAB.model_copy(update={"checks": LAB.checks[:1]}), copy)
-    assert run.status == checks.FAILED
+    assert run.status == checking.FAILED
     assert "db_password.txt" in work.result(run, "health").message
 
 
@@ -81,7 +82,7 @@ def test_a_stack_not_repaired_is_named(engine, tmp_path, broken, named):
         (copy / "broken/compose.yaml").write_text(broken)
     run = work.run(engine, REPAIR, copy)
     result = work.result(run, "compose_up")
-    assert result.status == checks.FAILED, result.message
+    assert result.status == checking.FAILED, result.message
     assert named in result.message
     left = engine.containers.list(all=True, filters={"label": "com.docker.compose.service=worker"})
     assert not [c.name for c in left if c.name.startswith("ws-check-")], "taken down after"

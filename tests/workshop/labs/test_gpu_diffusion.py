@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.workshop.labs import work
-from workshop.labs import catalog, checks
+from workshop import checking
+from workshop.labs import catalog
 
 LAB = catalog.load("07-gpu-diffusion")
 TORCH_WHEELS = Path(os.environ.get("WORKSHOP_TORCH_FIND_LINKS", "/opt/wheels"))
@@ -80,8 +81,8 @@ def test_the_evidence_is_what_a_student_would_see(reference):
 def image(engine, copy, reference):
     """The reference image the checks built (kept by tagging it before they clean up)."""
     tag = "workshop-labs/07-gpu-diffusion-diffusion:test"
-    env = checks.local_environment(engine, LAB)
-    session = checks.Session(LAB, work.LocalTarget(copy), env)
+    env = checking.local_environment(engine, LAB)
+    session = checking.Session(LAB, work.LocalTarget(copy), env)
     built = session.build("diffusion")
     assert built.tag, built.problem
     engine.images.get(built.tag).tag(tag)
@@ -181,8 +182,8 @@ def test_generate_fails_a_service_that_gets_it_wrong(engine, copy, tmp_path, mut
     assert old in source
     (broken / file).unlink()  # a hard link: write a file of its own
     (broken / file).write_text(source.replace(old, new))
-    env = checks.local_environment(engine, LAB)
-    run = checks.run_lab(LAB, work.LocalTarget(broken), env, only=["generate"])
+    env = checking.local_environment(engine, LAB)
+    run = checking.run_lab(LAB, work.LocalTarget(broken), env, only=["generate"])
     result = work.result(run, "generate")
-    assert result.status == checks.FAILED, result.message
+    assert result.status == checking.FAILED, result.message
     assert expected in result.message

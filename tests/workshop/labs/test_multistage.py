@@ -1,5 +1,5 @@
 """Activity 2: the naive and the multi-stage classifier images, judged by the lab's checks.
-(What the layer-reuse check says of a naive layer order: tests/workshop/labs/test_checks.py.)"""
+(What the layer-reuse check says of a naive layer order: tests/workshop/checking/test_checks.py.)"""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 
 from tests.conftest import REPO
 from tests.workshop.labs import work
-from workshop.labs import bases, catalog, checks
-from workshop.labs.target import BUILDX_CONFIG
+from workshop import checking
+from workshop.checking.target import BUILDX_CONFIG
+from workshop.labs import bases, catalog
 
 LAB = catalog.load("03-multistage")
 
@@ -78,13 +79,13 @@ def test_the_page_runs_as_written_in_a_students_copy(engine, tmp_path):
         assert ran.returncode == 0, ran.stderr[-3000:]
         builds = re.split(r"^#0 building with .*$", ran.stderr, flags=re.MULTILINE)[1:]
         assert len(builds) == 4, "four builds on the page, each with BuildKit"
-        optimised = checks.build_steps(builds[2])
+        optimised = checking.kinds.build.build_steps(builds[2])
         first_code = next(
             i for i, (step, _) in enumerate(optimised) if step.startswith("COPY app/")
         )
         assert all(cached for _, cached in optimised[:first_code]), optimised
         assert not optimised[first_code][1], "the changed code is copied again"
-        naive = checks.build_steps(builds[3])
+        naive = checking.kinds.build.build_steps(builds[3])
         assert any("pip install" in step and not cached for step, cached in naive), naive
         assert "classifier" in ran.stdout  # docker images classifier
         assert (copy / "app/main.py").read_text() == main, "the page puts the file back"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.workshop.labs import work
-from workshop.labs import catalog, checks
+from workshop import checking
+from workshop.labs import catalog
 
 LAB = catalog.load("04-networking-volumes")
 
@@ -24,5 +25,5 @@ def test_the_reference_script_shows_networks_a_shared_volume_and_a_bind_mount(en
 
 def test_a_student_who_wrote_no_script_has_not_started(engine, tmp_path):
     run = work.run(engine, LAB, work.student_copy(LAB, tmp_path, solution=False))
-    assert run.status == checks.NOT_STARTED
+    assert run.status == checking.NOT_STARTED
     assert "solution.sh is missing" in run.checks[0].message

@@ -14,8 +14,10 @@ import pytest
 import yaml
 
 from tests.workshop.labs import work
+from workshop import checking
+from workshop.checking.kinds.files import OidcOnly
 from workshop.labcloud.registry import classroom_registry
-from workshop.labs import catalog, checks
+from workshop.labs import catalog
 
 LAB = catalog.load("06-registries-ci")
 WORKFLOW = LAB.directory / "workflow.yml"
@@ -31,7 +33,7 @@ def test_the_workflow_passes_actionlint_and_a_broken_one_does_not(engine, tmp_pa
     workflow = copy / "workflow.yml"
     workflow.write_text(workflow.read_text().replace("${{ github.sha }}", "${{ github.shaa }}"))
     broken = work.result(work.run(engine, lint_only(LAB), copy), "lint")
-    assert broken.status == checks.FAILED
+    assert broken.status == checking.FAILED
     assert "workflow.yml:" in broken.message
     assert 'property "shaa" is not defined' in broken.message
 
@@ -121,7 +123,7 @@ def test_registry_tags_wants_every_tag_on_one_image(lab_cloud, engine, tmp_path,
     only = LAB.model_copy(update={"checks": [c for c in LAB.checks if c.kind == "registry_tags"]})
     copy = work.student_copy(LAB, tmp_path)
 
-    def judged() -> checks.CheckResult:
+    def judged() -> checking.CheckResult:
         run = work.run(
             engine, only, copy, registry=address, login="student02", registry_password=password
         )
@@ -130,13 +132,13 @@ def test_registry_tags_wants_every_tag_on_one_image(lab_cloud, engine, tmp_path,
     try:
         push_tags(engine, f"{repository}-one:1", repository, ["1.4.2", "1.4", "1"], auth)
         missing = judged()
-        assert missing.status == checks.FAILED
+        assert missing.status == checking.FAILED
         assert "has no tag latest" in missing.message
         push_tags(engine, f"{repository}-one:1", repository, ["latest"], auth)
-        assert judged().status == checks.PASSED
+        assert judged().status == checking.PASSED
         push_tags(engine, f"{repository}-other:1", repository, ["latest"], auth)
         moved = judged()
-        assert moved.status == checks.FAILED, moved.message
+        assert moved.status == checking.FAILED, moved.message
         assert "latest is another image than 1.4.2" in moved.message
     finally:
         classroom_registry(lab_cloud["cohort"]).delete_repository(
@@ -147,7 +149,7 @@ def test_registry_tags_wants_every_tag_on_one_image(lab_cloud, engine, tmp_path,
                 engine.images.remove(name, force=True)
 
 
-OIDC = catalog.Check(name="oidc", kind="oidc_only", file="workflow.yml")
+OIDC = OidcOnly(name="oidc", kind="oidc_only", file="workflow.yml")
 
 
 @pytest.mark.parametrize(
@@ -198,5 +200,5 @@ def test_oidc_only_fails_every_stored_key(engine, tmp_path, change, reason):
         workflow.write_text(workflow.read_text().replace(change[0], change[1]))
     only = LAB.model_copy(update={"checks": [OIDC], "uses": []})
     result = work.result(work.run(engine, only, copy), "oidc_only")
-    assert result.status == (checks.PASSED if change is None else checks.FAILED), result.message
+    assert result.status == (checking.PASSED if change is None else checking.FAILED), result.message
     assert reason in result.message

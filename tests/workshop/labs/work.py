@@ -2,7 +2,7 @@
 
 The lab tests do not test the reference solutions their own way: they write the copy a
 student gets (``handout``), complete it with the solution as a student who finished would,
-and run ``checks.run_lab`` on it, the same code ``workshop check`` runs on a VM.
+and run ``checking.run_lab`` on it, the same code ``workshop check`` runs on a VM.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import re
 import shlex
 from pathlib import Path
 
-from workshop import trust
-from workshop.labs import catalog, checks, handout
-from workshop.labs.target import LocalTarget
+from workshop import checking, trust
+from workshop.checking.target import LocalTarget
+from workshop.labs import catalog, handout
 
 
 def student_copy(lab: catalog.Lab, directory: Path, *, solution: bool = True) -> Path:
@@ -28,24 +28,24 @@ def student_copy(lab: catalog.Lab, directory: Path, *, solution: bool = True) ->
 
 def run(
     engine, lab: catalog.Lab, work: Path, *, builder: str = "classic", **environment
-) -> checks.LabRun:
+) -> checking.LabRun:
     """The lab's checks on ``work``, with this machine's base and lab images; ``builder``
     "buildkit" for labs whose techniques only BuildKit has."""
-    env = checks.local_environment(engine, lab, **environment)
-    return checks.run_lab(lab, LocalTarget(work, builder=builder), env)
+    env = checking.local_environment(engine, lab, **environment)
+    return checking.run_lab(lab, LocalTarget(work, builder=builder), env)
 
 
-def result(run: checks.LabRun, kind: str) -> checks.CheckResult:
+def result(run: checking.LabRun, kind: str) -> checking.CheckResult:
     """The (first) result of a check kind; fails the test when the kind did not run."""
     found = [check for check in run.checks if check.kind == kind]
     assert found, f"no {kind} check ran: {[c.kind for c in run.checks]}"
     return found[0]
 
 
-def all_passed(run: checks.LabRun) -> None:
+def all_passed(run: checking.LabRun) -> None:
     failures = [f"{c.name}: {c.status}: {c.message}" for c in run.checks if not c.passed]
     assert not failures, "\n".join([run.message, *failures])
-    assert run.status == checks.PASSED, run.message
+    assert run.status == checking.PASSED, run.message
 
 
 def page_commands(page: str) -> list[tuple[str, bool]]:

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workshop.labs.checks import dockerfile_stages, instructions, stage_index
+from workshop.checking.dockerfile import dockerfile_stages, instructions, stage_index
 
 if TYPE_CHECKING:
-    from workshop.labs.checks import Session
+    from workshop.checking.session import Session
 
 SECRET_WORDS = {"password", "passwd", "secret", "token", "credential", "credentials", "apikey"}
 SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key")}

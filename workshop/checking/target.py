@@ -1,6 +1,6 @@
 """Where a lab check runs: this machine's engine, or a student VM reached over SSH as the
 student. Both run argv lists with the docker CLI and ``python3`` of that machine; the
-checks (``checks.py``) never know which one they talk to."""
+checks (``workshop/checking/kinds``) never know which one they talk to."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 A submission is a directory (a student's ``~/labs/practical/`` on their VM, a local
 checkout) or a git URL, cloned here under a timeout. The seven requirements are the
 practical's ``lab.yml`` checks, run by the same code as ``workshop check``
-(``checks.py``) in its grading mode: the service is found on ``$PORT`` (or an EXPOSEd
+(``workshop/checking``) in its grading mode: the service is found on ``$PORT`` (or an EXPOSEd
 port, which then costs requirement 6), any framework and any model. Warnings beyond the
 seven come from ``audit.py``. Untrusted code builds and runs with resource limits, no host
 mounts, no privileges, every step under a timeout, and everything it made is removed
@@ -29,8 +29,10 @@ from typing import Any
 import docker
 import docker.errors
 
-from workshop.labs import audit, bases, catalog, checks
-from workshop.labs.target import LocalTarget, Target, TargetUnreachable, buildkit_available
+from workshop import checking
+from workshop.checking.target import LocalTarget, Target, TargetUnreachable, buildkit_available
+from workshop.grading import audit
+from workshop.labs import bases, catalog
 
 PRACTICAL = "practical"
 GRADED, NOT_GRADED = "graded", "not graded"
@@ -77,7 +79,7 @@ class Scorecard:
     source: str
     status: str = NOT_GRADED
     message: str = ""
-    requirements: list[checks.CheckResult] = field(default_factory=list)
+    requirements: list[checking.CheckResult] = field(default_factory=list)
     warnings: list[audit.Finding] = field(default_factory=list)
     score: int = 0
     total: int = 0
@@ -93,19 +95,19 @@ class Scorecard:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Scorecard:
         raw = dict(raw)
-        requirements = [checks.CheckResult(**item) for item in raw.pop("requirements", [])]
+        requirements = [checking.CheckResult(**item) for item in raw.pop("requirements", [])]
         warnings = [audit.Finding(**item) for item in raw.pop("warnings", [])]
         return cls(**raw, requirements=requirements, warnings=warnings)
 
 
-def requirements() -> list[catalog.Check]:
+def requirements() -> list[catalog.CheckEntry]:
     """The seven requirements, in the assignment's order."""
     return catalog.load(PRACTICAL).checks
 
 
-def environment(base_images: dict[str, str], limits: Limits, builder: str) -> checks.Environment:
+def environment(base_images: dict[str, str], limits: Limits, builder: str) -> checking.Environment:
     """How a submission is built and run: the classroom's bases, grading mode, limits."""
-    return checks.Environment(
+    return checking.Environment(
         bases=base_images,
         published={},
         health_timeout=limits.health_timeout,
@@ -116,7 +118,7 @@ def environment(base_images: dict[str, str], limits: Limits, builder: str) -> ch
     )
 
 
-def _headline(card: Scorecard, session: checks.Session) -> str:
+def _headline(card: Scorecard, session: checking.Session) -> str:
     """The one problem that explains the most failures, else the score."""
     built = session.built.get("service")
     if built is not None and built.tag is None:
@@ -143,7 +145,7 @@ def shown(source: str) -> str:
     return re.sub(r"(://)[^/@\s]+@", r"\1***@", source)
 
 
-def _fit_cpus(target: Target, env: checks.Environment) -> checks.Environment:
+def _fit_cpus(target: Target, env: checking.Environment) -> checking.Environment:
     """``--cpus`` no higher than the target has (docker run refuses more)."""
     options = list(env.run_options)
     if "--cpus" not in options:
@@ -158,7 +160,7 @@ def _fit_cpus(target: Target, env: checks.Environment) -> checks.Environment:
     return dataclasses.replace(env, run_options=tuple(options))
 
 
-def grade(target: Target, env: checks.Environment, source: str) -> Scorecard:
+def grade(target: Target, env: checking.Environment, source: str) -> Scorecard:
     """Grade the submission in ``target``'s directory; everything it made is removed."""
     started = time.monotonic()
     lab = catalog.load(PRACTICAL)
@@ -169,12 +171,12 @@ def grade(target: Target, env: checks.Environment, source: str) -> Scorecard:
     except TargetUnreachable as exc:
         card.message = str(exc)
         return card
-    session = checks.Session(lab, target, env)
+    session = checking.Session(lab, target, env)
     try:
         if not target.exists("."):
             card.message = f"{target.workdir} does not exist"
             return card
-        card.requirements = [checks.run_check(session, check) for check in lab.checks]
+        card.requirements = [checking.run_check(session, check) for check in session.checks]
         card.total = len(card.requirements)
         card.score = sum(1 for result in card.requirements if result.passed)
         size = next((r for r in card.requirements if r.kind == "size"), None)

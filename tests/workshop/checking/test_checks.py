@@ -10,7 +10,8 @@ import textwrap
 import pytest
 
 from tests.workshop.labs import work
-from workshop.labs import catalog, checks
+from workshop import checking
+from workshop.labs import catalog
 
 # A model service with the standard library only: health, predict, PORT, and a SIGTERM
 # behaviour chosen by ON_SIGTERM: "drain" (finish in-flight requests, exit 0), "exit" (exit
@@ -138,7 +139,7 @@ def test_a_good_submission_passes_every_kind_it_can(engine, tmp_path):
 )
 def test_non_root_is_not_fooled(engine, tmp_path, dockerfile, reason):
     result = check(engine, tmp_path / "s", "non_root", dockerfile)
-    assert result.status == checks.FAILED
+    assert result.status == checking.FAILED
     assert reason in result.message
 
 
@@ -157,7 +158,7 @@ def test_graceful_shutdown_fails_what_loses_requests_or_needs_killing(
     engine, tmp_path, dockerfile, reason
 ):
     result = check(engine, tmp_path / "s", "graceful_shutdown", dockerfile, file="cat.jpg")
-    assert result.status == checks.FAILED
+    assert result.status == checking.FAILED
     assert reason in result.message
 
 
@@ -165,7 +166,7 @@ def test_python_as_pid_1_without_a_handler_ignores_sigterm(engine, tmp_path):
     result = check(
         engine, tmp_path / "s", "graceful_shutdown", variant(ON_SIGTERM="default"), file="cat.jpg"
     )
-    assert result.status == checks.FAILED
+    assert result.status == checking.FAILED
     assert result.evidence["exit_code"] == 137
 
 
@@ -191,7 +192,7 @@ def test_python_as_pid_1_without_a_handler_ignores_sigterm(engine, tmp_path):
 )
 def test_multi_stage_is_not_fooled(engine, tmp_path, dockerfile, reason):
     result = check(engine, tmp_path / "s", "multi_stage", dockerfile)
-    assert result.status == checks.FAILED
+    assert result.status == checking.FAILED
     assert reason in result.message
 
 
@@ -201,32 +202,32 @@ def test_multi_stage_finds_build_only_libraries_in_the_final_image(engine, tmp_p
         "COPY --from=build /build/ /app/\nENV PYTHONPATH=/app",
     )
     result = check(engine, tmp_path / "s", "multi_stage", leaky, absent_imports=["trainlib"])
-    assert result.status == checks.FAILED
+    assert result.status == checking.FAILED
     assert "trainlib can be imported in the final image" in result.message
 
 
 def test_env_config_fails_a_hard_coded_port(engine, tmp_path):
     result = check(engine, tmp_path / "s", "env_config", GOOD.replace("ENV READ_PORT=1\n", ""))
-    assert result.status == checks.FAILED
+    assert result.status == checking.FAILED
     assert "(read the port from $PORT)" in result.message
 
 
 def test_layer_reuse_fails_code_copied_before_the_dependencies(engine, tmp_path):
     naive = GOOD.replace("COPY requirements.txt ./", "COPY . ./")
     result = check(engine, tmp_path / "s", "layer_reuse", naive, file="server.py")
-    assert result.status == checks.FAILED
+    assert result.status == checking.FAILED
     assert "re-ran 'RUN pip install" in result.message
 
 
 def test_size_fails_an_image_over_the_limit(engine, tmp_path):
     result = check(engine, tmp_path / "s", "size", size_limit_mb=50)
-    assert result.status == checks.FAILED
+    assert result.status == checking.FAILED
     assert result.evidence["size_mb"] > 50
 
 
 def test_health_and_predict_fail_wrong_answers(engine, tmp_path):
     sick = check(engine, tmp_path / "a", "health", variant(HEALTH_STATUS="503"))
-    assert sick.status == checks.FAILED
+    assert sick.status == checking.FAILED
     assert "gave HTTP 503" in sick.message
     wrong = check(
         engine,
@@ -236,14 +237,14 @@ def test_health_and_predict_fail_wrong_answers(engine, tmp_path):
         file="cat.jpg",
         expect_top1_contains="cat",
     )
-    assert wrong.status == checks.FAILED
+    assert wrong.status == checking.FAILED
     assert "first class is 'toaster'" in wrong.message
 
 
 def test_a_build_that_fails_is_the_reason_every_check_gives(engine, tmp_path):
     broken = GOOD.replace("RUN pip install", "RUN exit 3 && pip install")
     result = check(engine, tmp_path / "s", "health", broken)
-    assert result.status == checks.FAILED
+    assert result.status == checking.FAILED
     assert result.message.startswith("the image does not build")
 
 
@@ -257,7 +258,7 @@ def test_a_build_that_fails_is_the_reason_every_check_gives(engine, tmp_path):
 )
 def test_readme_needs_real_sections(engine, tmp_path, readme, missing):
     result = check(engine, tmp_path / "s", "readme", readme=readme)
-    assert result.status == checks.FAILED
+    assert result.status == checking.FAILED
     assert result.evidence["missing"] == [missing]
 
 
@@ -301,7 +302,7 @@ SECRET_USED = GOOD.replace(
 )
 def test_build_secret_fails_an_unused_or_leaked_secret(engine, tmp_path, dockerfile, reason):
     result = check(engine, tmp_path / "s", "build_secret", dockerfile)
-    assert result.status == checks.FAILED, result.message
+    assert result.status == checking.FAILED, result.message
     assert reason in result.message
 
 
@@ -311,7 +312,7 @@ def test_build_secret_passes_a_secret_mount_and_removes_its_file(engine, tmp_pat
         "cat /run/secrets/index_token > /tmp/t && wc -c /tmp/t && rm /tmp/t",
     )
     result = check(engine, tmp_path / "s", "build_secret", leaked)
-    assert result.status == checks.PASSED, result.message
+    assert result.status == checking.PASSED, result.message
     assert result.evidence["builds_without_secret"] is False
     assert not [t for i in engine.images.list() for t in i.tags if t.startswith("ws-check/")]
 
@@ -325,11 +326,11 @@ IGNORED = {
 @pytest.mark.parametrize(
     ("ignore", "status", "reason"),
     [
-        (".git\n.venv\ndata/\n**/*.ipynb\n", checks.PASSED, "nothing planted got in"),
-        (".git\n.venv\n", checks.FAILED, "lets data/train.csv, nb/eda.ipynb into"),
-        (".git\n.venv\ndata/\n*.ipynb\n", checks.FAILED, "lets nb/eda.ipynb into"),
-        ("*\n!Dockerfile\n", checks.FAILED, "keeps out server.py, requirements.txt"),
-        (None, checks.FAILED, ".dockerignore is missing"),
+        (".git\n.venv\ndata/\n**/*.ipynb\n", checking.PASSED, "nothing planted got in"),
+        (".git\n.venv\n", checking.FAILED, "lets data/train.csv, nb/eda.ipynb into"),
+        (".git\n.venv\ndata/\n*.ipynb\n", checking.FAILED, "lets nb/eda.ipynb into"),
+        ("*\n!Dockerfile\n", checking.FAILED, "keeps out server.py, requirements.txt"),
+        (None, checking.FAILED, ".dockerignore is missing"),
     ],
     ids=["right", "data and notebooks", "*.ipynb matches the top only", "everything", "none"],
 )
@@ -341,13 +342,13 @@ def test_dockerignore_judges_what_reaches_the_build(engine, tmp_path, ignore, st
     result = check(engine, directory, "dockerignore", **IGNORED)
     assert result.status == status, result.message
     assert reason in result.message
-    if status == checks.PASSED:
+    if status == checking.PASSED:
         assert result.evidence["context_kb"] < result.evidence["directory_kb"]
 
 
 def test_init_process_wants_an_init_as_pid_1(engine, tmp_path):
     failed = check(engine, tmp_path / "plain", "init_process")
-    assert failed.status == checks.FAILED
+    assert failed.status == checking.FAILED
     assert "PID 1 is python" in failed.message
     assert "tini" in failed.message
 
@@ -358,7 +359,7 @@ def test_init_process_wants_an_init_as_pid_1(engine, tmp_path):
         "USER 10001\n", 'COPY tini /usr/bin/tini\nUSER 10001\nENTRYPOINT ["/usr/bin/tini", "--"]\n'
     )
     passed = check(engine, directory, "init_process", with_tini)
-    assert passed.status == checks.PASSED, passed.message
+    assert passed.status == checking.PASSED, passed.message
     assert passed.evidence["pid1"] == "tini"
 
 
@@ -368,22 +369,22 @@ CACHED_PIP = "RUN --mount=type=cache,target=/root/.cache/pip pip install -r requ
 @pytest.mark.parametrize(
     ("dockerfile", "status", "reason"),
     [
-        (GOOD, checks.FAILED, "has no cache mount"),
+        (GOOD, checking.FAILED, "has no cache mount"),
         (
             GOOD.replace(
                 "RUN pip install --no-cache-dir -r requirements.txt", CACHED_PIP + " --no-cache-dir"
             ),
-            checks.FAILED,
+            checking.FAILED,
             "--no-cache-dir turns pip's cache off",
         ),
         (
             GOOD.replace("RUN pip install --no-cache-dir -r requirements.txt", CACHED_PIP),
-            checks.PASSED,
+            checking.PASSED,
             "1 pip install(s) use a BuildKit cache mount",
         ),
         (
             GOOD.replace("pip install --no-cache-dir -r requirements.txt && ", ""),
-            checks.FAILED,
+            checking.FAILED,
             "no RUN installs anything with pip",
         ),
     ],
@@ -436,7 +437,7 @@ TECHNIQUES = [
 ]
 
 
-def stack_run(engine, directory, compose, kinds=TECHNIQUES) -> dict[str, checks.CheckResult]:
+def stack_run(engine, directory, compose, kinds=TECHNIQUES) -> dict[str, checking.CheckResult]:
     """Compose technique checks on a one-service stack written here: one `up` for all."""
     lab(directory, [])
     (directory / "compose.yaml").write_text(compose)
@@ -484,28 +485,28 @@ BARE = (
         (
             STACK,
             {
-                "compose_secret": (checks.PASSED, "credentials arrive as files"),
-                "resource_limits": (checks.PASSED, "web: 256 MB and 0.5 CPUs at most"),
-                "compose_profile": (checks.PASSED, "runs only with --profile debug, and exits 0"),
+                "compose_secret": (checking.PASSED, "credentials arrive as files"),
+                "resource_limits": (checking.PASSED, "web: 256 MB and 0.5 CPUs at most"),
+                "compose_profile": (checking.PASSED, "runs only with --profile debug, and exits 0"),
             },
         ),
         (
             LEAKY,
             {
                 "compose_secret": (
-                    checks.FAILED,
+                    checking.FAILED,
                     "web: API_PASSWORD is in the container's environment",
                 ),
-                "resource_limits": (checks.FAILED, "without a CPU limit"),
-                "compose_profile": (checks.PASSED, "runs only with --profile debug"),
+                "resource_limits": (checking.FAILED, "without a CPU limit"),
+                "compose_profile": (checking.PASSED, "runs only with --profile debug"),
             },
         ),
         (
             BARE,
             {
-                "compose_secret": (checks.FAILED, "no service gets a secret"),
-                "resource_limits": (checks.FAILED, "without a memory limit"),
-                "compose_profile": (checks.FAILED, "run --rm tool failed"),
+                "compose_secret": (checking.FAILED, "no service gets a secret"),
+                "resource_limits": (checking.FAILED, "without a memory limit"),
+                "compose_profile": (checking.FAILED, "run --rm tool failed"),
             },
         ),
     ],
@@ -526,7 +527,7 @@ def test_compose_profile_fails_a_tool_that_starts_with_every_up(engine, tmp_path
         STACK.replace("    profiles: [debug]\n", ""),
         [("compose_profile", {"service": "tool", "profile": "debug"})],
     )
-    assert results["compose_profile"].status == checks.FAILED
+    assert results["compose_profile"].status == checking.FAILED
     assert "starts with every `up`" in results["compose_profile"].message
 
 
@@ -539,22 +540,22 @@ def test_compose_profile_fails_a_tool_that_starts_with_every_up(engine, tmp_path
         (
             "fastapi==0.115.0\nnumpy==2.1.3 ; python_version >= '3.10'\n# a comment\n",
             GOOD,
-            checks.PASSED,
+            checking.PASSED,
             "pins every package; the bases are python:3.11-slim",
         ),
-        ("fastapi\n", GOOD, checks.FAILED, "'fastapi' is not pinned"),
-        ("numpy>=2\n", GOOD, checks.FAILED, "'numpy>=2' is not pinned"),
-        ("numpy~=2.1\n", GOOD, checks.FAILED, "'numpy~=2.1' is not pinned"),
+        ("fastapi\n", GOOD, checking.FAILED, "'fastapi' is not pinned"),
+        ("numpy>=2\n", GOOD, checking.FAILED, "'numpy>=2' is not pinned"),
+        ("numpy~=2.1\n", GOOD, checking.FAILED, "'numpy~=2.1' is not pinned"),
         (
             "",
             GOOD.replace("ARG BASE_IMAGE=python:3.11-slim", "ARG BASE_IMAGE=python"),
-            checks.FAILED,
+            checking.FAILED,
             "FROM python floats",
         ),
         (
             "",
             GOOD.replace("ARG BASE_IMAGE=python:3.11-slim", "ARG BASE_IMAGE=python:latest"),
-            checks.FAILED,
+            checking.FAILED,
             "FROM python:latest floats",
         ),
         (
@@ -563,7 +564,7 @@ def test_compose_profile_fails_a_tool_that_starts_with_every_up(engine, tmp_path
                 "ARG BASE_IMAGE=python:3.11-slim",
                 "ARG BASE_IMAGE=registry.example.edu:5000/python@sha256:" + "a" * 64,
             ),
-            checks.PASSED,
+            checking.PASSED,
             "pins every package",
         ),
     ],
