@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-LAB = Path(__file__).resolve().parent.parent / "workshop/labs/07-gpu-diffusion"
+LAB = Path(__file__).resolve().parent.parent / "labs/07-gpu-diffusion"
 
 
 def free_port() -> int:

@@ -498,9 +498,9 @@ def labs_prepare_model(
     force: Annotated[bool, typer.Option("--force", help="Export again.")] = False,
 ) -> None:
     """Export EfficientNet-Lite0 to ONNX for the classifier (torch in .venv-model only)."""
-    from workshop.labs import model
+    from workshop.labs import classifier_model
 
-    result = model.prepare(force=force)
+    result = classifier_model.prepare(force=force)
     verb = f"exported in {result.seconds:.0f}s" if result.prepared else "up to date"
     out.print(f"{result.path} ({result.size_mb:.1f} MB): {verb}")
 

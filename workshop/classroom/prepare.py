@@ -24,7 +24,7 @@ from workshop.cohort import Cohort
 from workshop.errors import WorkshopError
 from workshop.labcloud import cloud
 from workshop.labcloud.registry import classroom_registry as lab_cloud_registry
-from workshop.labs import bases, catalog, model
+from workshop.labs import bases, catalog, classifier_model
 
 LAB_IMAGES_FILE = "lab-images.txt"
 
@@ -68,7 +68,7 @@ def classroom_registry(cohort: Cohort) -> LocalRegistry:
 def prepare(cohort: Cohort, client: docker.DockerClient) -> PrepareReport:
     """Model, images in the registry, lab archives, and the preload list."""
     started = time.monotonic()
-    exported = model.prepare()
+    exported = classifier_model.prepare()
     report = PrepareReport(cohort.name, f"{exported.path} ({exported.size_mb:.0f} MB)")
     registry = classroom_registry(cohort)
     built = bases.build_bases(client, extra_ca=bases.trusted_bundle())

@@ -24,11 +24,12 @@ import docker.errors
 from workshop import locks, trust
 from workshop.errors import WorkshopError
 from workshop.labcloud import images
+from workshop.labs import LABS_DIR
 
 if TYPE_CHECKING:
     from registries.push import SourceImage
 
-BASES_DIR = Path(__file__).parent / "bases"
+BASES_DIR = LABS_DIR / "bases"
 LOCAL_NAMESPACE = "workshop/library"
 REGISTRY_NAMESPACE = "library"
 # Debian 12 ships Python 3.11, Redis 7.0, PostgreSQL 15 and nginx 1.22: the official tags

@@ -1,4 +1,4 @@
-"""The labs as data: each ``workshop/labs/<NN-name>/lab.yml``, parsed and checked once.
+"""The labs as data: each ``labs/<NN-name>/lab.yml``, parsed and checked once.
 
 ``lab.yml`` says what a lab builds (images, their build contexts, the official base each
 one defaults to, size limits), how it runs (ports, environment), how to tell it is up
@@ -17,12 +17,12 @@ import docker
 from pydantic import BaseModel, ConfigDict, Field
 
 from registries.push import SourceImage
-from workshop import locks, trust, yamlfile
+from workshop import labs, locks, trust, yamlfile
 from workshop.errors import WorkshopError
 from workshop.labcloud import images
 from workshop.labs import bases
 
-LABS_DIR = Path(__file__).parent
+LABS_DIR = labs.LABS_DIR  # the content: each lab a directory with a lab.yml
 
 
 class Strict(BaseModel):
@@ -191,9 +191,9 @@ def _build(
             "CLI and buildx (the lab's checks do), not the Docker SDK's classic builder"
         )
     if image.needs_model:
-        from workshop.labs import model
+        from workshop.labs import classifier_model
 
-        model.prepare()
+        classifier_model.prepare()
     buildargs = {}
     if image.base:
         if not base_registry:

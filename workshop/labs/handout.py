@@ -84,11 +84,11 @@ def photos() -> Files:
 
 def classifier_model() -> Files:
     """The classifier's ONNX model and labels, exported once (``prepare-model``)."""
-    from workshop.labs import model
+    from workshop.labs import classifier_model
 
-    model.prepare()
-    folder = model.SCRIPT.parent
-    return {f"model/{name}": (folder / name).read_bytes() for name in model.OUTPUTS}
+    classifier_model.prepare()
+    folder = classifier_model.SCRIPT.parent
+    return {f"model/{name}": (folder / name).read_bytes() for name in classifier_model.OUTPUTS}
 
 
 INPUTS: dict[str, Callable[[], Files]] = {"classifier-model": classifier_model, "photos": photos}

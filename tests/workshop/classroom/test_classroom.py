@@ -90,7 +90,7 @@ def test_a_lessons_page_runs_as_written_in_the_students_copy(classroom, lab):
     must fail. A command may be retried for a minute, as a student waits for a server."""
     delivered = workshop(classroom, "deploy", "--lab", lab, "--student", "student01")
     assert delivered.returncode == 0, delivered.stderr + delivered.stdout
-    commands = work.page_commands((REPO / "workshop/labs" / lab / "README.md").read_text())
+    commands = work.page_commands((REPO / "labs" / lab / "README.md").read_text())
     assert commands, f"{lab}'s page shows no commands"
     script = work.page_script(f"~/labs/{lab}", commands)
     ran = as_student(classroom, 0, run_page(script))
@@ -127,7 +127,7 @@ def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classr
     delivered = workshop(classroom, "deploy", "--lab", lab, "--student", "student01")
     assert delivered.returncode == 0, delivered.stderr + delivered.stdout
     with delivered_again_after(classroom, lab):  # later tests find the starter there
-        page = (REPO / "workshop/labs" / lab / "README.md").read_text()
+        page = (REPO / "labs" / lab / "README.md").read_text()
         before, marker, after = page.partition(EDITS)
         assert marker, "the page marks where the student's edits come"
         if work.page_commands(before):
@@ -135,7 +135,7 @@ def test_a_page_with_edits_runs_before_them_on_the_starter_and_after_them(classr
             ran = as_student(classroom, 0, run_page(first))
             assert ran.return_code == 0, f"before the edits: {ran.stderr[-2000:]}"
         for name in catalog.load(lab).handout.solution:
-            text = (REPO / "workshop/labs" / lab / name).read_text()
+            text = (REPO / "labs" / lab / name).read_text()
             wrote = as_student(classroom, 0, f"cat > ~/labs/{lab}/{name} <<'EOF'\n{text}EOF")
             assert wrote.return_code == 0, wrote.stderr
         rest = work.page_script(f"~/labs/{lab}", work.page_commands(after), tries=5)
@@ -424,7 +424,7 @@ def test_the_assignments_self_check_runs_on_a_submission(graded, classroom):
     """ASSIGNMENT.md's commands, in the student's submission (the stdlib sample that
     scores 7): built, sized, on another PORT, healthy, non-root, stopped with a request
     sent, exit 0; nothing left running."""
-    page = (REPO / "workshop/labs/practical/ASSIGNMENT.md").read_text()
+    page = (REPO / "labs/practical/ASSIGNMENT.md").read_text()
     _, marker, after = page.partition(EDITS)
     assert marker, "the assignment marks where the submission is written"
     script = work.page_script("~/labs/practical", work.page_commands(after), tries=5)

@@ -54,7 +54,7 @@ def test_a_missing_password_file_is_named(engine, tmp_path):
     assert "db_password.txt" in work.result(run, "health").message
 
 
-REPAIRED = (REPO / "workshop/labs/05-compose-stack/broken/compose.yaml").read_text()
+REPAIRED = (REPO / "labs/05-compose-stack/broken/compose.yaml").read_text()
 REPAIR = LAB.model_copy(update={"checks": [c for c in LAB.checks if c.kind == "compose_up"]})
 
 

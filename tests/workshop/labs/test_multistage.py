@@ -51,11 +51,11 @@ def test_the_page_runs_as_written_in_a_students_copy(engine, tmp_path):
     multi-stage build takes every step before `COPY app/` from the cache and the naive
     build installs its requirements again."""
     copy = work.student_copy(LAB, tmp_path / "labs", solution=False)  # ~/labs/<lab>
-    page = (REPO / "workshop/labs/03-multistage/README.md").read_text()
+    page = (REPO / "labs/03-multistage/README.md").read_text()
     _, marker, after = page.partition("<!-- the student's edits")
     assert marker, "the page marks where the student's Dockerfile is written"
     for name in LAB.handout.solution:  # the Dockerfile, as the student writes it
-        (copy / name).write_text((REPO / "workshop/labs/02-image-classifier" / name).read_text())
+        (copy / name).write_text((REPO / "labs/02-image-classifier" / name).read_text())
     registry = "classroom.invalid:5000"  # what $REGISTRY names on a VM
     base = f"{registry}/library/python:3.11-slim"
     engine.images.get(bases.build_arg("python")).tag(base)

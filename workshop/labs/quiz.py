@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workshop import state, yamlfile
 from workshop.errors import WorkshopError
+from workshop.labs import LABS_DIR
 
-QUIZ_FILE = Path(__file__).with_name("quiz.yml")
+QUIZ_FILE = LABS_DIR / "quiz" / "quiz.yml"
 GRADED, ERROR = "graded", "error"
 
 

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from workshop import locks
 from workshop.errors import WorkshopError
+from workshop.labs import LABS_DIR
 from workshop.state import REPO_ROOT
 
-LAB = Path(__file__).parent / "02-image-classifier"
+LAB = LABS_DIR / "02-image-classifier"
 SCRIPT = LAB / "model" / "prepare.py"
 OUTPUTS = ("efficientnet_lite0.onnx", "labels.json")
 STAMP = ".prepared"
