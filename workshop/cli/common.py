@@ -1,0 +1,88 @@
+"""What every command shares: the consoles, the common options, turning a problem the
+user can fix into one line on stderr, and finding a cohort."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import docker.errors
+import typer
+from rich.console import Console
+
+from registries.base import RegistryError
+from workshop.errors import WorkshopError
+
+# soft_wrap: long paths and ssh commands stay on one line, ready to copy.
+# Off a terminal (CI logs, pipes), wide enough that no table column is cut short.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+CohortOption = Annotated[
+    str, typer.Option("--cohort", help="Cohort name (a DNS label, e.g. nov-2026).")
+]
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def friendly_errors(command: F) -> F:
+    """Turn a WorkshopError or RegistryError into 'error: <message>' on stderr, exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (WorkshopError, RegistryError) as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except docker.errors.DockerException as exc:
+            # An engine refusal we did not foresee: one line, and where to look next.
+            reason = getattr(exc, "explanation", None) or str(exc)
+            err.print(
+                f"[bold red]error:[/] the Docker engine refused: {reason} "
+                "(see /var/log/dockerd.log; rerun the command once the engine is healthy)",
+                highlight=False,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+InventoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--inventory",
+        help="A real cohort's inventory (default: the lab cloud's state/<cohort>/inventory.yml).",
+    ),
+]
+
+
+def load_cohort(name: str, inventory: Path | None) -> Any:
+    from workshop import cohort
+
+    return cohort.load(name, inventory)
+
+
+def inventory_arg(cohort: str, inventory: Path | None) -> str:
+    from workshop import cohort as cohorts
+
+    return str(cohorts.inventory_path(cohort, inventory))
+
+
+LabsOption = Annotated[
+    list[str] | None,
+    typer.Option("--lab", help="A lab (directory or short name); repeatable."),
+]
+
+
+StudentOption = Annotated[str | None, typer.Option("--student", help="Only this student.")]
