@@ -11,6 +11,7 @@ and ``down``. Providers: AWS EC2 (``aws``), Google Compute Engine (``gcp``) and 
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import yaml
 
 from workshop import state
-from workshop.cloudvms import aws, spec
-from workshop.cloudvms.model import DownReport, Plan, Progress, Provider, UpReport, Vm
+from workshop.cloudvms import spec
+from workshop.cloudvms.base import CloudProvider
+from workshop.cloudvms.model import DownReport, Plan, Progress, UpReport, Vm
 from workshop.errors import WorkshopError
 from workshop.labcloud.cloud import roster
 from workshop.ssh import banner_answers
@@ -28,19 +30,21 @@ CLOUD_FILE = "cloud.json"
 INVENTORY = "inventory.yml"
 
 
-def provider(cohort_spec: spec.CloudCohortSpec) -> Provider:
-    # The GCP and Azure SDKs take seconds to import: only the cohort's own is loaded.
-    if cohort_spec.provider == "aws":
-        return aws.AwsCloud(cohort_spec)
-    if cohort_spec.provider == "gcp":
-        from workshop.cloudvms import gcp
+# provider name -> (module, class), imported on demand: the GCP and Azure SDKs take
+# seconds to import, so only the cohort's own is loaded.
+PROVIDERS = {
+    "aws": ("workshop.cloudvms.aws", "AwsCloud"),
+    "gcp": ("workshop.cloudvms.gcp", "GcpCloud"),
+    "azure": ("workshop.cloudvms.azure", "AzureCloud"),
+}
 
-        return gcp.GcpCloud(cohort_spec)
-    if cohort_spec.provider == "azure":
-        from workshop.cloudvms import azure
 
-        return azure.AzureCloud(cohort_spec)
-    raise WorkshopError(f"provider {cohort_spec.provider!r}: aws, gcp or azure")
+def provider(cohort_spec: spec.CloudCohortSpec) -> CloudProvider:
+    if cohort_spec.provider not in PROVIDERS:
+        raise WorkshopError(f"provider {cohort_spec.provider!r}: {', '.join(PROVIDERS)}")
+    module, name = PROVIDERS[cohort_spec.provider]
+    made: CloudProvider = getattr(importlib.import_module(module), name)(cohort_spec)
+    return made
 
 
 def _remembered(cohort: str) -> spec.CloudCohortSpec:

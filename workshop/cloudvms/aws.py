@@ -22,8 +22,9 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from workshop.cloudvms.common import beyond_the_oldest, create_missing, estimate, wait_for_ssh
-from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
+from workshop.cloudvms.base import CloudProvider
+from workshop.cloudvms.common import beyond_the_oldest, estimate
+from workshop.cloudvms.model import DownReport, Plan, Progress, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
 
@@ -86,9 +87,10 @@ def _safely(what: str, function: Callable[..., Any], **kwargs: Any) -> str | Non
     return None
 
 
-class AwsCloud:
+class AwsCloud(CloudProvider):
     def __init__(self, spec: CloudCohortSpec, session: boto3.session.Session | None = None) -> None:
-        self.spec = spec
+        super().__init__(spec)
+        self._network = ("", "")  # the key pair and security group, made by prepare
         try:
             self.session = session or boto3.session.Session(region_name=spec.region)
             # Throttling (RequestLimitExceeded) and 5xx answers are retried with backoff.
@@ -416,7 +418,7 @@ class AwsCloud:
                     return dict(answer["Instances"][0])
         return "no capacity anywhere it may go (" + "; ".join(tried) + ")"
 
-    def _remove_duplicates(self, cohort: str) -> list[str]:
+    def remove_duplicates(self, cohort: str) -> list[str]:
         """Two `up`s at once may both launch a student's VM: keep the oldest."""
         extra = [
             instance["InstanceId"]
@@ -430,39 +432,24 @@ class AwsCloud:
             self._call("terminate duplicate VMs", self.ec2.terminate_instances, InstanceIds=batch)
         return extra
 
-    def up(
-        self,
-        cohort: str,
-        students: list[str],
-        *,
-        ssh_probe: SshProbe,
-        ssh_timeout: float = 300.0,
-        progress: Progress = lambda _msg: None,
-        workers: int = 8,
-        plan: Plan | None = None,
-    ) -> UpReport:
-        """``plan``: one the caller just made for these students (else it is made here)."""
-        started = time.monotonic()
-        plan = plan or self.plan(len(students), cohort)
-        report = UpReport(cohort, plan)
-        if not plan.fits:
-            raise WorkshopError("; ".join(plan.problems))
+    # --- up's primitives (the outline is CloudProvider.up) --------------------------------
+
+    def prepare(self, cohort: str, report: UpReport) -> None:
         report.key_pair = self._key_pair(cohort)
         report.security_group = self._security_group(cohort)
-        launched = create_missing(
-            report,
-            students,
-            {vm.student for vm in self.vms(cohort)},
-            lambda s: self._launch(cohort, s, plan, report.key_pair, report.security_group),
-            workers=workers,
-            progress=progress,
-        )
+        self._network = (report.key_pair, report.security_group)
+
+    def launch(self, cohort: str, student: str, plan: Plan, present: dict[str, Vm]) -> Any:
+        key_pair, security_group = self._network
+        return self._launch(cohort, student, plan, key_pair, security_group)
+
+    def wait_running(
+        self, cohort: str, launched: dict[str, Any], removed: list[str], progress: Progress
+    ) -> list[Vm]:
+        # What this run made and what was already starting.
         made = [str(instance["InstanceId"]) for instance in launched.values()]
-        report.duplicates_removed = self._remove_duplicates(cohort)
-        # Wait for what this run made and what was already starting; a VM someone stopped
-        # or terminated meanwhile is reported as it is, not waited for.
         pending = [vm.instance_id for vm in self.vms(cohort) if vm.state == "pending"]
-        waiting = sorted(set(made + pending) - set(report.duplicates_removed))
+        waiting = sorted(set(made + pending) - set(removed))
         if waiting:
             progress(f"waiting for {len(waiting)} instances to run")
             try:
@@ -471,16 +458,11 @@ class AwsCloud:
                 )
             except botocore.exceptions.WaiterError as exc:
                 progress(f"not every instance is running: {exc}")
-        report.vms = self.vms(cohort)
-        progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
-        wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="running")
-        report.seconds = round(time.monotonic() - started, 1)
-        return report
+        return self.vms(cohort)
 
     # --- down ----------------------------------------------------------------------
 
-    def down(self, cohort: str) -> DownReport:
-        report = DownReport(cohort)
+    def delete_vms(self, cohort: str, report: DownReport) -> None:
         selector = [{"Name": f"tag:{COHORT_TAG}", "Values": [cohort]}]
         ids = [vm.instance_id for vm in self.vms(cohort)]
         for batch in _chunks(ids, BATCH):
@@ -502,6 +484,9 @@ class AwsCloud:
                 )
             except botocore.exceptions.WaiterError as exc:
                 report.left.append(f"instances still shutting down: {exc}")
+
+    def delete_the_rest(self, cohort: str, report: DownReport) -> None:
+        selector = [{"Name": f"tag:{COHORT_TAG}", "Values": [cohort]}]
         groups = self._call(
             "list security groups", self.ec2.describe_security_groups, Filters=selector
         )["SecurityGroups"]
@@ -538,4 +523,3 @@ class AwsCloud:
                 report.left.append(why)
             else:
                 report.volumes.append(volume["VolumeId"])
-        return report

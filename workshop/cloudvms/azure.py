@@ -49,13 +49,12 @@ from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.network import models as network_models
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from workshop.cloudvms.base import CloudProvider
 from workshop.cloudvms.common import (
     beyond_the_oldest,
-    create_missing,
     estimate,
-    wait_for_ssh,
 )
-from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
+from workshop.cloudvms.model import DownReport, Plan, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
 
@@ -136,7 +135,7 @@ def vm_name(cohort: str, student: str) -> str:
     return f"{cohort}-{student}"
 
 
-class AzureCloud:
+class AzureCloud(CloudProvider):
     def __init__(
         self,
         spec: CloudCohortSpec,
@@ -147,7 +146,7 @@ class AzureCloud:
         polling_interval: float = 5.0,
     ) -> None:
         """``credential``, ``base_url`` and ``ca_file``: the tests' Entra ID and ARM."""
-        self.spec = spec
+        super().__init__(spec)
         self.location = spec.region.lower()
         self.subscription = spec.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID", "")
         if not self.subscription:
@@ -169,6 +168,8 @@ class AzureCloud:
         self.nic_patience = NIC_RESERVED_PATIENCE
         self._key = ""  # the admin's public key and the image, read once per `up`
         self._image: dict[str, str] = {}
+        self._network = ("", "")  # the subnet and the NSG, made by prepare
+        self._down_students: set[str] = set()
 
     def group(self, cohort: str) -> str:
         return self.spec.resource_group or f"workshop-{cohort}"
@@ -726,7 +727,7 @@ class AzureCloud:
                     return str(exc)
         return "no capacity anywhere it may go (" + "; ".join(tried) + ")"
 
-    def _remove_duplicates(self, cohort: str) -> list[str]:
+    def remove_duplicates(self, cohort: str) -> list[str]:
         """A student's second VM (two `up`s at once, or one made by hand): keep the oldest."""
         extra = [
             machine.name
@@ -748,46 +749,23 @@ class AzureCloud:
             self._call("remove a duplicate VM", poller.result)
         return extra
 
-    def up(
-        self,
-        cohort: str,
-        students: list[str],
-        *,
-        ssh_probe: SshProbe,
-        ssh_timeout: float = 300.0,
-        progress: Progress = lambda _msg: None,
-        workers: int = 8,
-        plan: Plan | None = None,
-    ) -> UpReport:
-        """``plan``: one the caller just made for these students (else it is made here)."""
-        started = time.monotonic()
-        self.check_names(cohort, students)
-        plan = plan or self.plan(len(students), cohort)
-        report = UpReport(cohort, plan)
-        if not plan.fits:
-            raise WorkshopError("; ".join(plan.problems))
+    # --- up's primitives (the outline is CloudProvider.up) --------------------------------
+
+    def prepare(self, cohort: str, report: UpReport) -> None:
         self._key = self.spec.public_key()
         self._image = self.image_reference()
         self._resource_group(cohort)
         nsg = self._security_group(cohort)
         report.security_group = str(nsg.name)
-        subnet = self._subnet(cohort)
-        present = {vm.student: vm for vm in self.vms(cohort)}
-        have = {student for student, vm in present.items() if vm.state != "failed"}
-        create_missing(
-            report,
-            students,
-            have,
-            lambda s: self._launch(cohort, s, plan, subnet, str(nsg.id), s in present),
-            workers=workers,
-            progress=progress,
-        )
-        report.duplicates_removed = self._remove_duplicates(cohort)
-        report.vms = self.vms(cohort)
-        progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
-        wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="running")
-        report.seconds = round(time.monotonic() - started, 1)
-        return report
+        self._network = (self._subnet(cohort), str(nsg.id))
+
+    def existing(self, present: dict[str, Vm]) -> set[str]:
+        # A VM in the failed state is made again (launch deletes it first).
+        return {student for student, vm in present.items() if vm.state != "failed"}
+
+    def launch(self, cohort: str, student: str, plan: Plan, present: dict[str, Vm]) -> Any:
+        subnet, nsg = self._network
+        return self._launch(cohort, student, plan, subnet, nsg, student in present)
 
     # --- down ----------------------------------------------------------------------
 
@@ -819,27 +797,20 @@ class AzureCloud:
                 done.append(name)
         return done, left
 
-    def down(self, cohort: str) -> DownReport:
-        report = DownReport(cohort)
+    def cohort_present(self, cohort: str) -> bool:
         group = self.group(cohort)
-        exists = self._call(
-            f"look up resource group {group}",
-            lambda: self.resources.resource_groups.check_existence(group),
+        return bool(
+            self._call(
+                f"look up resource group {group}",
+                lambda: self.resources.resource_groups.check_existence(group),
+            )
         )
-        if not exists:
-            return report
-        network = self.network
 
-        students: set[str] = set()  # whose OS disks are the cohort's
-
-        def tagged(lister: Callable[[], Any]) -> list[Any]:
-            items = self._call("list the cohort's resources", lambda: self._tagged(cohort, lister))
-            students.update((item.tags or {}).get(STUDENT_TAG, "") for item in items)
-            return items
-
-        # VMs first (their OS disks go with them), then what they held.
+    def delete_vms(self, cohort: str, report: DownReport) -> None:
+        group = self.group(cohort)
         machines = self._machines(cohort)
-        students.update((m.tags or {}).get(STUDENT_TAG, "") for m in machines)
+        # Whose OS disks are the cohort's (delete_the_rest looks for the ones kept).
+        self._down_students = {(m.tags or {}).get(STUDENT_TAG, "") for m in machines}
         done, left = self._delete_all(
             "VM",
             machines,
@@ -847,6 +818,17 @@ class AzureCloud:
         )
         report.terminated += done
         report.left += left
+
+    def delete_the_rest(self, cohort: str, report: DownReport) -> None:
+        group = self.group(cohort)
+        network = self.network
+        students = self._down_students
+
+        def tagged(lister: Callable[[], Any]) -> list[Any]:
+            items = self._call("list the cohort's resources", lambda: self._tagged(cohort, lister))
+            students.update((item.tags or {}).get(STUDENT_TAG, "") for item in items)
+            return items
+
         steps: list[tuple[str, Callable[[], Any], Callable[[str], Any]]] = [
             (
                 "nic",
@@ -916,4 +898,3 @@ class AzureCloud:
                     report.left.append(why)
                 else:
                     report.other.append(f"resource-group {group}")
-        return report

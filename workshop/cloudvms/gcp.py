@@ -37,8 +37,9 @@ import google.auth.exceptions
 import requests.exceptions
 from google.cloud import compute_v1
 
-from workshop.cloudvms.common import beyond_the_oldest, create_missing, estimate, wait_for_ssh
-from workshop.cloudvms.model import DownReport, Plan, Progress, SshProbe, UpReport, Vm
+from workshop.cloudvms.base import CloudProvider
+from workshop.cloudvms.common import beyond_the_oldest, estimate
+from workshop.cloudvms.model import DownReport, Plan, Progress, UpReport, Vm
 from workshop.cloudvms.spec import COHORT_TAG, EXPIRES_TAG, STUDENT_TAG, CloudCohortSpec
 from workshop.errors import WorkshopError
 
@@ -184,14 +185,16 @@ def _operation_errors(operation: compute_v1.Operation) -> list[tuple[str, str]]:
     return [(error.code, error.message) for error in operation.error.errors]
 
 
-class GcpCloud:
+class GcpCloud(CloudProvider):
+    running_state = "RUNNING"
+
     def __init__(
         self,
         spec: CloudCohortSpec,
         credentials: Any = None,
         endpoint: str | None = None,
     ) -> None:
-        self.spec = spec
+        super().__init__(spec)
         chain_project = None
         if credentials is None:
             try:
@@ -749,7 +752,7 @@ class GcpCloud:
             return f"{name} in {zone}: {errors[0][0]}: {errors[0][1]}"
         return None
 
-    def _remove_duplicates(self, cohort: str) -> list[str]:
+    def remove_duplicates(self, cohort: str) -> list[str]:
         """Two `up`s at once may both make a student's VM (in two zones): keep the oldest."""
         extra = beyond_the_oldest(
             self._listed(cohort),
@@ -764,56 +767,37 @@ class GcpCloud:
             removed.append(f"{instance.name} in {_short(instance.zone)}")
         return removed
 
-    def up(
-        self,
-        cohort: str,
-        students: list[str],
-        *,
-        ssh_probe: SshProbe,
-        ssh_timeout: float = 300.0,
-        progress: Progress = lambda _msg: None,
-        workers: int = 8,
-        plan: Plan | None = None,
-    ) -> UpReport:
-        """``plan``: one the caller just made for these students (else it is made here)."""
-        started = time.monotonic()
+    # --- up's primitives (the outline is CloudProvider.up) --------------------------------
+
+    def check_names(self, cohort: str, students: list[str]) -> None:
         check_names(cohort, students)
         self.spec.public_key()  # an unreadable key stops the run before anything is made
-        plan = plan or self.plan(len(students), cohort)
-        report = UpReport(cohort, plan, key_pair="project metadata: none (key in each VM)")
-        if not plan.fits:
-            raise WorkshopError("; ".join(plan.problems))
+
+    def prepare(self, cohort: str, report: UpReport) -> None:
+        report.key_pair = "project metadata: none (key in each VM)"
         report.security_group = self._firewall(cohort)
-        create_missing(
-            report,
-            students,
-            {vm.student for vm in self.vms(cohort)},
-            lambda s: self._launch(cohort, s, plan),  # why not, or None: made
-            workers=workers,
-            progress=progress,
-        )
-        report.duplicates_removed = self._remove_duplicates(cohort)
-        # Wait for what is still starting; a VM someone stopped (TERMINATED) is reported as
-        # it is, not waited for.
+
+    def launch(self, cohort: str, student: str, plan: Plan, present: dict[str, Vm]) -> Any:
+        return self._launch(cohort, student, plan)  # why not, or None: made
+
+    def wait_running(
+        self, cohort: str, launched: dict[str, Any], removed: list[str], progress: Progress
+    ) -> list[Vm]:
         deadline = time.monotonic() + BOOT_WAIT
-        report.vms = self.vms(cohort)
+        vms = self.vms(cohort)
         pause = 0.1
-        while any(vm.state in ("PROVISIONING", "STAGING") for vm in report.vms):
+        while any(vm.state in ("PROVISIONING", "STAGING") for vm in vms):
             if time.monotonic() > deadline:
                 progress("not every instance is running after 10 minutes")
                 break
             time.sleep(pause)
             pause = min(5.0, pause * 2)
-            report.vms = self.vms(cohort)
-        progress(f"waiting for SSH on {len(report.vms)} VMs (up to {ssh_timeout:.0f}s)")
-        wait_for_ssh(report.vms, ssh_probe, ssh_timeout, running="RUNNING")
-        report.seconds = round(time.monotonic() - started, 1)
-        return report
+            vms = self.vms(cohort)
+        return vms
 
     # --- down -----------------------------------------------------------------------------
 
-    def down(self, cohort: str) -> DownReport:
-        report = DownReport(cohort)
+    def delete_vms(self, cohort: str, report: DownReport) -> None:
         instances = self._listed(cohort)
         with ThreadPoolExecutor(max_workers=DELETES_AT_ONCE) as pool:
             outcomes = list(pool.map(lambda i: self._delete(_short(i.zone), i.name), instances))
@@ -822,6 +806,8 @@ class GcpCloud:
                 report.left.append(why)
             else:
                 report.terminated.append(instance.name)
+
+    def delete_the_rest(self, cohort: str, report: DownReport) -> None:
         name = firewall_name(cohort)
         try:
             operation = self._try(self.firewalls.delete_unary, project=self.project, firewall=name)
@@ -852,4 +838,3 @@ class GcpCloud:
                 report.left.append(f"disk {disk.name} in {zone}: {errors[0][0]}: {errors[0][1]}")
             else:
                 report.volumes.append(disk.name)
-        return report

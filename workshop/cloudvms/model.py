@@ -1,11 +1,11 @@
-"""What a cloud provider's ``plan``, ``up``, ``vms`` and ``down`` return (any provider),
-and the ``Provider`` protocol they implement."""
+"""What a cloud provider's ``plan``, ``up``, ``vms`` and ``down`` return (any provider;
+the outline they share is ``base.CloudProvider``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 SshProbe = Callable[[str, float], bool]
 Progress = Callable[[str], None]
@@ -91,23 +91,3 @@ class DownReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class Provider(Protocol):
-    def plan(self, students: int, cohort: str = "") -> Plan: ...
-
-    def up(
-        self,
-        cohort: str,
-        students: list[str],
-        *,
-        ssh_probe: SshProbe,
-        ssh_timeout: float = 300.0,
-        progress: Progress = ...,
-        workers: int = 8,
-        plan: Plan | None = None,
-    ) -> UpReport: ...
-
-    def vms(self, cohort: str) -> list[Vm]: ...
-
-    def down(self, cohort: str) -> DownReport: ...

@@ -16,7 +16,8 @@ import pytest
 
 from workshop import ssh
 from workshop.cloudvms import aws, spec
-from workshop.cloudvms.model import DownReport, Provider
+from workshop.cloudvms.base import CloudProvider
+from workshop.cloudvms.model import DownReport
 
 
 def live_cohort_file(provider: str) -> Path:
@@ -36,7 +37,7 @@ def new_cohort() -> str:
     return f"kit-live-{secrets.token_hex(3)}"
 
 
-def up_and_down(cloud: Provider, cohort: str) -> DownReport:
+def up_and_down(cloud: CloudProvider, cohort: str) -> DownReport:
     """One VM planned, made and answering SSH, then the cohort removed, leaving nothing."""
     plan = cloud.plan(1, cohort)
     assert plan.fits, plan.problems
