@@ -1,9 +1,11 @@
-"""A cohort as the kit's commands see it: read from its Ansible inventory.
+"""A cohort as the kit's commands see it: its Ansible inventory, read and written here.
 
 The inventory is the one description of a cohort, for the lab cloud
-(``state/<cohort>/inventory.yml``, written by ``workshop cloud up``) and for real VMs
-(``inventory/<cohort>.yml``, written by hand). Ansible's own inventory and templating
-code reads it, so every value means here what it means to ``ansible-playbook``.
+(``state/<cohort>/inventory.yml``, written by ``workshop cloud up``), for a cloud's VMs
+(written by ``workshop cloud up --provider P``) and for real VMs (``inventory/<cohort>.yml``,
+written by hand). ``render_inventory`` is its one writer; Ansible's own inventory and
+templating code reads it back, so every value means here what it means to
+``ansible-playbook``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from workshop import state
 from workshop.errors import WorkshopError
@@ -185,3 +189,61 @@ def ssh_command(host: Host, login: str) -> str:
     """What a student types to log in (for their card)."""
     port = f" -p {host.port}" if host.port != 22 else ""
     return f"ssh{port} {shlex.quote(login)}@{host.address}"
+
+
+# --- writing it ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a cohort's inventory says, before it is written: how the admin reaches every
+    VM, who works on which, and what site.yml is to install there."""
+
+    name: str
+    state_dir: Path
+    admin_user: str
+    key_file: Path
+    ssh_args: str  # ansible_ssh_common_args: known hosts, how strictly, which key
+    lab_cloud: bool
+    registry: str  # the classroom registry's address ("" when there is none yet)
+    registry_ca: Path | None
+    docker_install_source: str  # the docker role's: official (a cloud) or distro
+    extra_ca_certificates: tuple[str, ...]
+    lab_images: tuple[str, ...]
+    hosts: tuple[tuple[str, str, tuple[Student, ...]], ...]  # (VM name, address, students)
+    written_by: str  # the command whose rerun rewrites it
+
+
+def render_inventory(layout: Layout) -> str:
+    """The cohort's Ansible YAML inventory (the shape README's 'Real VMs' shows)."""
+    variables: dict[str, Any] = {
+        "ansible_user": layout.admin_user,
+        "ansible_ssh_private_key_file": str(layout.key_file),
+        "ansible_ssh_common_args": layout.ssh_args,
+        "workshop_cohort": layout.name,
+        "workshop_lab_cloud": layout.lab_cloud,
+        "workshop_state_dir": str(layout.state_dir),
+        "workshop_lab_images": list(layout.lab_images),
+        "classroom_registry_address": layout.registry,
+    }
+    if layout.registry_ca:
+        variables["classroom_registry_ca_file"] = str(layout.registry_ca)
+    variables["docker_install_source"] = layout.docker_install_source
+    variables["docker_extra_ca_certificates"] = list(layout.extra_ca_certificates)
+    hosts = {
+        name: {"ansible_host": address, "workshop_students": [_entry(s) for s in students]}
+        for name, address, students in layout.hosts
+    }
+    inventory = {"all": {"vars": variables, "children": {GROUP: {"hosts": hosts}}}}
+    header = (
+        f"# Written by `{layout.written_by}` for cohort {layout.name}: {len(hosts)} VMs. "
+        "Rerun it instead of editing.\n"
+    )
+    return header + yaml.safe_dump(inventory, sort_keys=False)
+
+
+def _entry(student: Student) -> dict[str, str]:
+    entry = {"login": student.login, "name": student.name}
+    if student.ssh_public_key:
+        entry["ssh_public_key"] = student.ssh_public_key
+    return entry

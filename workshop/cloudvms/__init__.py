@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from workshop import cohort as cohorts
 from workshop import state
 from workshop.cloudvms import spec
 from workshop.cloudvms.base import CloudProvider
@@ -119,40 +118,35 @@ def down(cohort: str) -> DownReport:
 def render_inventory(
     cohort: str, cohort_spec: spec.CloudCohortSpec, vms: list[Vm], people: dict[str, Any]
 ) -> str:
-    """The cohort's inventory, as README's 'Real VMs' shows it (one student per VM)."""
+    """The cohort's inventory (one student per VM), written by the one writer
+    (``cohort.py``)."""
     directory = state.cohort_dir(cohort)
     key = cohort_spec.ssh_public_key.expanduser()
-    private = key.with_suffix("") if key.suffix == ".pub" else key
-    variables: dict[str, Any] = {
-        "ansible_user": cohort_spec.admin_user,
-        "ansible_ssh_private_key_file": str(private),
+    layout = cohorts.Layout(
+        name=cohort,
+        state_dir=directory,
+        admin_user=cohort_spec.admin_user,
+        key_file=key.with_suffix("") if key.suffix == ".pub" else key,
         # A new VM's host key is learned on first contact and held to after that.
-        "ansible_ssh_common_args": (
+        ssh_args=(
             f"-o IdentitiesOnly=yes -o UserKnownHostsFile={directory / 'known_hosts'} "
             "-o StrictHostKeyChecking=accept-new"
         ),
-        "workshop_cohort": cohort,
-        "workshop_lab_cloud": False,
-        "workshop_state_dir": str(directory),
-        "workshop_lab_images": [],
-        "docker_install_source": "official",
-        "docker_extra_ca_certificates": [],
-        "classroom_registry_address": cohort_spec.classroom_registry_address or "",
-    }
-    if cohort_spec.classroom_registry_ca_file:
-        variables["classroom_registry_ca_file"] = str(cohort_spec.classroom_registry_ca_file)
-    hosts = {}
-    for vm in vms:
-        person = people.get(vm.student)
-        if person is None or not vm.public_ip:
-            continue
-        hosts[person.host] = {
-            "ansible_host": vm.public_ip,
-            "workshop_students": [{"login": person.login, "name": person.name}],
-        }
-    inventory = {"all": {"vars": variables, "children": {"student_vms": {"hosts": hosts}}}}
-    header = (
-        f"# Written by `workshop cloud up --provider {cohort_spec.provider}` for cohort "
-        f"{cohort}: {len(hosts)} VMs. A second `up` rewrites it.\n"
+        lab_cloud=False,
+        registry=cohort_spec.classroom_registry_address or "",
+        registry_ca=cohort_spec.classroom_registry_ca_file,
+        docker_install_source="official",
+        extra_ca_certificates=(),
+        lab_images=(),
+        hosts=tuple(
+            (
+                people[vm.student].host,
+                vm.public_ip,
+                (cohorts.Student(people[vm.student].login, people[vm.student].name, ""),),
+            )
+            for vm in vms
+            if vm.student in people and vm.public_ip
+        ),
+        written_by=f"workshop cloud up --provider {cohort_spec.provider}",
     )
-    return header + yaml.safe_dump(inventory, sort_keys=False)
+    return cohorts.render_inventory(layout)

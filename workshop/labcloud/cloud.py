@@ -29,6 +29,7 @@ import yaml
 from docker.models.containers import Container
 from docker.types import EndpointConfig
 
+from workshop import cohort as cohorts
 from workshop import state, trust
 from workshop.engine import docker_client
 from workshop.errors import WorkshopError
@@ -828,54 +829,44 @@ def render_inventory(
     students: list[Student] | None = None,
     lab_images: list[str] | None = None,
 ) -> str:
-    """An Ansible YAML inventory for the cohort (the format README's 'Real VMs' shows)."""
+    """The lab cloud cohort's inventory, written by the one writer (``cohort.py``)."""
     bundle = trust.extra_ca_bundle()
-    # IdentitiesOnly: only the cohort's key is offered (an agent's other keys would use up
-    # sshd's MaxAuthTries before it).
-    ssh_args = (
-        f"-o UserKnownHostsFile={files.known_hosts} -o StrictHostKeyChecking=yes "
-        "-o IdentitiesOnly=yes"
-    )
-    by_host: dict[str, list[dict[str, str]]] = {}
-    for student in students or []:
-        public_key = (files.student_dir(student.login) / "id_ed25519.pub").read_text().strip()
-        by_host.setdefault(student.host, []).append(
-            {"login": student.login, "name": student.name, "ssh_public_key": public_key}
+    people = [
+        cohorts.Student(
+            student.login,
+            student.name,
+            student.host,
+            (files.student_dir(student.login) / "id_ed25519.pub").read_text().strip(),
         )
-    inventory = {
-        "all": {
-            "vars": {
-                "ansible_user": ADMIN_USER,
-                "ansible_ssh_private_key_file": str(files.ssh_key),
-                "ansible_ssh_common_args": ssh_args,
-                "workshop_cohort": cohort,
-                "workshop_lab_cloud": True,
-                "workshop_state_dir": str(files.root),
-                "workshop_lab_images": lab_images or [],
-                "classroom_registry_address": registry_address,
-                "classroom_registry_ca_file": str(files.ca_cert),
-                # Docker's own apt repository is out of reach here: use Debian's packages.
-                "docker_install_source": "distro",
-                # A cloud VM reaches the internet with the public CAs; the lab cloud's
-                # VMs reach it through this machine, so they trust what it trusts (a
-                # TLS-intercepting proxy's CA): curl and pip in a venv work as on a VM.
-                "docker_extra_ca_certificates": [str(bundle)] if bundle else [],
-            },
-            "children": {
-                "student_vms": {
-                    "hosts": {
-                        vm.hostname: {
-                            "ansible_host": vm.ip,
-                            "workshop_students": by_host.get(vm.hostname, []),
-                        }
-                        for vm in vms
-                    }
-                }
-            },
-        }
-    }
-    header = f"# Written by 'workshop cloud up --cohort {cohort}'; rerun it instead of editing.\n"
-    return header + yaml.safe_dump(inventory, sort_keys=False)
+        for student in students or []
+    ]
+    layout = cohorts.Layout(
+        name=cohort,
+        state_dir=files.root,
+        admin_user=ADMIN_USER,
+        key_file=files.ssh_key,
+        # IdentitiesOnly: only the cohort's key is offered (an agent's other keys would use
+        # up sshd's MaxAuthTries before it).
+        ssh_args=(
+            f"-o UserKnownHostsFile={files.known_hosts} -o StrictHostKeyChecking=yes "
+            "-o IdentitiesOnly=yes"
+        ),
+        lab_cloud=True,
+        registry=registry_address,
+        registry_ca=files.ca_cert,
+        # Docker's own apt repository is out of reach here: use Debian's packages.
+        docker_install_source="distro",
+        # A cloud VM reaches the internet with the public CAs; the lab cloud's VMs reach it
+        # through this machine, so they trust what it trusts (a TLS-intercepting proxy's
+        # CA): curl and pip in a venv work as on a VM.
+        extra_ca_certificates=(str(bundle),) if bundle else (),
+        lab_images=tuple(lab_images or ()),
+        hosts=tuple(
+            (vm.hostname, vm.ip, tuple(p for p in people if p.host == vm.hostname)) for vm in vms
+        ),
+        written_by=f"workshop cloud up --cohort {cohort}",
+    )
+    return cohorts.render_inventory(layout)
 
 
 # --- status and down -------------------------------------------------------------------
