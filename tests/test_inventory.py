@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import REPO
-from workshop.labcloud import cloud
+from workshop.labcloud import cloud, spec
 
 EXAMPLE = REPO / "inventory" / "example-cohort.yml"
 
@@ -27,9 +27,9 @@ def test_example_inventory_parses_with_ansible():
 
 
 def test_example_sets_every_variable_the_lab_cloud_sets(tmp_path):
-    files = cloud.CohortPaths(Path(tmp_path))
-    vm = cloud.VmStatus("ws-x-student-01", "student-01", "10.213.0.11", "abc")
-    student = cloud.roster(1)[0]
+    files = spec.CohortPaths(Path(tmp_path))
+    vm = spec.VmStatus("ws-x-student-01", "student-01", "10.213.0.11", "abc")
+    student = spec.roster(1)[0]
     key = files.student_dir(student.login) / "id_ed25519.pub"
     key.parent.mkdir(parents=True)
     key.write_text("ssh-ed25519 AAAA student01@x\n")

@@ -24,7 +24,7 @@ from typing import Any
 from registries.base import GitHubRepository, Registry, RegistryError, failure
 from workshop import state
 from workshop.errors import WorkshopError
-from workshop.labcloud import cloud
+from workshop.labcloud import spec
 
 WORKERS = 8
 CARD_FILE = "registries.json"
@@ -68,7 +68,7 @@ class Cleanup:
 
 def roster(cohort: str) -> list[str]:
     """Student logins of a lab cloud cohort, from its record."""
-    record = cloud.read_record(cohort, "roster")
+    record = spec.read_record(cohort, "roster")
     return [student["login"] for student in record.get("students", [])]
 
 
@@ -77,7 +77,7 @@ def student_repositories(cohort: str, login: str, names: list[str]) -> list[str]
 
 
 def _card_path(cohort: str, login: str) -> Any:
-    return cloud.paths(cohort).student_dir(login) / CARD_FILE
+    return spec.paths(cohort).student_dir(login) / CARD_FILE
 
 
 def _update_card(cohort: str, login: str, registry: str, card: dict[str, Any] | None) -> None:
@@ -99,7 +99,7 @@ def _update_card(cohort: str, login: str, registry: str, card: dict[str, Any] | 
 def _write_ci_file(cohort: str, login: str) -> None:
     """``gh variable set`` lines for every registry on the student's card that trusts a
     repository (none: no file). Variables, not secrets: none of them is a credential."""
-    path = cloud.paths(cohort).student_dir(login) / CI_FILE
+    path = spec.paths(cohort).student_dir(login) / CI_FILE
     card_path = _card_path(cohort, login)
     cards = json.loads(card_path.read_text()) if card_path.exists() else {}
     lines = []
@@ -119,7 +119,7 @@ def _write_ci_file(cohort: str, login: str) -> None:
 
 
 def _record(cohort: str) -> dict[str, Any]:
-    path = cloud.paths(cohort).root / RECORD_FILE
+    path = spec.paths(cohort).root / RECORD_FILE
     return json.loads(path.read_text()) if path.exists() else {}
 
 
@@ -129,7 +129,7 @@ def recorded_registries(cohort: str) -> list[str]:
 
 
 def _write_record(cohort: str, record: dict[str, Any]) -> None:
-    path = cloud.paths(cohort).root / RECORD_FILE
+    path = spec.paths(cohort).root / RECORD_FILE
     if record:
         state.write_file(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     elif path.exists():
@@ -228,7 +228,7 @@ def delete(cohort: str, registries: dict[str, Registry]) -> list[Cleanup]:
         results = [future.result() for future in futures]
     for login in logins:
         _write_ci_file(cohort, login)
-    if cloud.paths(cohort).root.exists():
+    if spec.paths(cohort).root.exists():
         record = _record(cohort)
         for cleanup in results:
             if cleanup.ok:

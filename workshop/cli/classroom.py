@@ -23,12 +23,12 @@ from workshop.cli.common import (
     out,
 )
 from workshop.errors import WorkshopError
-from workshop.labcloud import cloud
+from workshop.labcloud import spec
 
 
 @friendly_errors
 def prepare_command(
-    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    cohort: CohortOption = spec.DEFAULT_COHORT,
     inventory: InventoryOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -60,7 +60,7 @@ def prepare_command(
 def deploy_command(
     lab: LabsOption = None,
     all_labs: Annotated[bool, typer.Option("--all", help="Every lab.")] = False,
-    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    cohort: CohortOption = spec.DEFAULT_COHORT,
     inventory: InventoryOption = None,
     student: StudentOption = None,
     solution: Annotated[
@@ -153,7 +153,7 @@ def check_table(report: Any) -> Table:
 @friendly_errors
 def check_command(
     lab: Annotated[str, typer.Option("--lab", help="The lab (directory or short name).")],
-    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    cohort: CohortOption = spec.DEFAULT_COHORT,
     inventory: InventoryOption = None,
     student: StudentOption = None,
     workers: Annotated[int, typer.Option("--workers", help="VMs checked at once.")] = 8,
@@ -205,7 +205,7 @@ def check_command(
 
 @friendly_errors
 def report_command(
-    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    cohort: CohortOption = spec.DEFAULT_COHORT,
     inventory: InventoryOption = None,
     html: Annotated[
         Path | None, typer.Option("--html", help="Write the report as one self-contained page.")
@@ -240,7 +240,7 @@ def report_command(
 @friendly_errors
 def cards_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory for the cards (0700).")],
-    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    cohort: CohortOption = spec.DEFAULT_COHORT,
     inventory: InventoryOption = None,
     student: StudentOption = None,
 ) -> None:

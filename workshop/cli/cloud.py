@@ -19,12 +19,12 @@ from workshop.cli.common import (
     out,
 )
 from workshop.errors import WorkshopError
-from workshop.labcloud import cloud, images
+from workshop.labcloud import cloud, images, spec
 
 app = typer.Typer(help="The lab cloud: a simulated cohort of student VMs on this machine.")
 
 
-def render_cloud(report: cloud.CloudReport) -> None:
+def render_cloud(report: spec.CloudReport) -> None:
     """The VM table, the registry line and how to log in."""
     table = Table(title=f"Lab cloud '{report.cohort}' ({report.distro})")
     for column in ("VM", "IP", "SSH ok", "systemd"):
@@ -50,13 +50,13 @@ def cloud_up(
     distro: Annotated[
         str, typer.Option("--distro", help=f"One of: {', '.join(images.DISTROS)}.")
     ] = images.DEFAULT_DISTRO,
-    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    cohort: CohortOption = spec.DEFAULT_COHORT,
     profile: Annotated[
         list[str] | None,
         typer.Option(
             "--profile",
             help="Make the VMs look like a real cloud image (repeatable): "
-            + ", ".join(cloud.PROFILES),
+            + ", ".join(spec.PROFILES),
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -86,8 +86,8 @@ def cloud_up(
     if provider != "lab":
         cloud_vms_up(cohort, students, provider, config, ssh_timeout, as_json, dry_run)
         return
-    spec = cloud.validate_spec(cohort, students, distro, profile)
-    report = cloud.up(spec, progress=lambda msg: err.print(f"[dim]-> {msg}[/]", highlight=False))
+    request = spec.validate_spec(cohort, students, distro, profile)
+    report = cloud.up(request, progress=lambda msg: err.print(f"[dim]-> {msg}[/]", highlight=False))
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -99,7 +99,7 @@ def cloud_up(
         ssh_dir = f"{report.state_dir}/ssh"
         out.print(
             f"Log in: ssh -i {ssh_dir}/id_ed25519 -o UserKnownHostsFile={ssh_dir}/known_hosts "
-            f"{cloud.ADMIN_USER}@{first.ip}"
+            f"{spec.ADMIN_USER}@{first.ip}"
         )
         out.print(f"Ansible: ansible all -m ping   (inventory {report.state_dir}/inventory.yml)")
         out.print(f"Ready in {report.seconds:.0f}s.")
@@ -188,7 +188,7 @@ def render_cloud_vms(cohort: str, vms: list[Any]) -> None:
 
 @app.command("status")
 @friendly_errors
-def cloud_status(cohort: CohortOption = cloud.DEFAULT_COHORT, as_json: JsonOption = False) -> None:
+def cloud_status(cohort: CohortOption = spec.DEFAULT_COHORT, as_json: JsonOption = False) -> None:
     """Show each VM's IP, whether SSH answers, and systemd's state."""
     if cloudvms.made_by_kit(cohort):
         vms = cloudvms.status(cohort)
@@ -208,7 +208,7 @@ def cloud_status(cohort: CohortOption = cloud.DEFAULT_COHORT, as_json: JsonOptio
 
 @app.command("down")
 @friendly_errors
-def cloud_down(cohort: CohortOption = cloud.DEFAULT_COHORT) -> None:
+def cloud_down(cohort: CohortOption = spec.DEFAULT_COHORT) -> None:
     """Remove the cohort's VMs, registry, volumes, network, keys and state. Idempotent."""
     if cloudvms.made_by_kit(cohort):
         removed = cloudvms.down(cohort)

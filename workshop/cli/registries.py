@@ -17,7 +17,7 @@ from workshop.cli.common import (
     friendly_errors,
     out,
 )
-from workshop.labcloud import cloud
+from workshop.labcloud import spec
 
 app = typer.Typer(
     help="Cohort repositories and per-student credentials in ECR, Artifact Registry, ACR."
@@ -53,7 +53,7 @@ def _open_registries(names: list[str], config_file: str | None, cohort: str) -> 
 @app.command("create")
 @friendly_errors
 def registries_create(
-    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    cohort: CohortOption = spec.DEFAULT_COHORT,
     registries: RegistriesOption = "local",
     config_file: ConfigOption = None,
     ci: Annotated[
@@ -98,12 +98,12 @@ def registries_create(
         out.print(table)
         if any(result.ok for result in results):
             out.print(
-                f"Credentials: {cloud.paths(cohort).root}/students/<login>/"
+                f"Credentials: {spec.paths(cohort).root}/students/<login>/"
                 f"{cohort_access.CARD_FILE} (0600)"
             )
         if any(result.ci for result in results):
             out.print(
-                f"The workflow's repository variables: {cloud.paths(cohort).root}/students/"
+                f"The workflow's repository variables: {spec.paths(cohort).root}/students/"
                 f"<login>/{cohort_access.CI_FILE} (gh variable set lines; run it, or hand it "
                 "to the student)"
             )
@@ -113,7 +113,7 @@ def registries_create(
 @app.command("delete")
 @friendly_errors
 def registries_delete(
-    cohort: CohortOption = cloud.DEFAULT_COHORT,
+    cohort: CohortOption = spec.DEFAULT_COHORT,
     registries: RegistriesOption = None,
     config_file: ConfigOption = None,
     as_json: JsonOption = False,

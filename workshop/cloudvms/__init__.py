@@ -22,7 +22,7 @@ from workshop.cloudvms import spec
 from workshop.cloudvms.base import CloudProvider
 from workshop.cloudvms.model import DownReport, Plan, Progress, UpReport, Vm
 from workshop.errors import WorkshopError
-from workshop.labcloud.cloud import roster
+from workshop.labcloud.spec import roster
 from workshop.ssh import banner_answers
 
 CLOUD_FILE = "cloud.json"

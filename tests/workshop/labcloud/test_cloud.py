@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import REPO, labelled, run_workshop, unique_cohort
-from workshop.labcloud import cloud
+from workshop.labcloud import network, spec
 from workshop.ssh import SshTarget, connect
 
 pytestmark = pytest.mark.labcloud
@@ -143,7 +143,7 @@ def test_second_up_changes_nothing(lab_cloud, engine):
     cohort = lab_cloud["cohort"]
     before = {
         c.name: c.id
-        for c in engine.containers.list(filters={"label": f"{cloud.LABEL_COHORT}={cohort}"})
+        for c in engine.containers.list(filters={"label": f"{spec.LABEL_COHORT}={cohort}"})
     }
     # A push keeps its target tag on the image (push_all, the bench): a registry image
     # with another tag besides its own is still the same image.
@@ -157,7 +157,7 @@ def test_second_up_changes_nothing(lab_cloud, engine):
     again = json.loads(result.stdout)
     after = {
         c.name: c.id
-        for c in engine.containers.list(filters={"label": f"{cloud.LABEL_COHORT}={cohort}"})
+        for c in engine.containers.list(filters={"label": f"{spec.LABEL_COHORT}={cohort}"})
     }
     assert after == before
     assert [(vm["hostname"], vm["ip"]) for vm in again["vms"]] == [
@@ -215,7 +215,7 @@ def test_down_removes_exactly_the_cohort_and_is_idempotent(state_root, engine, l
     ("args", "fix"),
     [
         (["--students", "0"], "at least 1"),
-        (["--students", str(cloud.MAX_STUDENTS + 1)], f"at most {cloud.MAX_STUDENTS}"),
+        (["--students", str(spec.MAX_STUDENTS + 1)], f"at most {spec.MAX_STUDENTS}"),
         (["--distro", "centos7"], "use one of debian13, debian12"),
         (["--cohort", "Bad_Name"], "lower-case letters"),
         (["--cohort", "-lead"], "lower-case letters"),
@@ -240,21 +240,21 @@ def test_bad_input_is_one_line_naming_the_fix_and_creates_nothing(args, fix, sta
 def test_a_subnet_taken_by_another_cohorts_up_meanwhile_is_not_reused(engine, monkeypatch):
     """Two `up`s at once (Molecule runs three): both see the same /24 free, the second
     create is refused by Docker ("Pool overlaps"), and that cohort takes the next one."""
-    taken = cloud._free_subnet(engine)
+    taken = network._free_subnet(engine)
     racer = engine.networks.create(
         unique_cohort("racer"),
         ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=str(taken))]),
     )
     cohort = unique_cohort("race")
     seen = iter([taken])  # what this `up` saw before the racer created its network
-    real = cloud._free_subnet
-    monkeypatch.setattr(cloud, "_free_subnet", lambda client: next(seen, None) or real(client))
+    real = network._free_subnet
+    monkeypatch.setattr(network, "_free_subnet", lambda client: next(seen, None) or real(client))
     try:
-        network, subnet = cloud._ensure_network(engine, cohort)
+        made, subnet = network.ensure_network(engine, cohort)
         try:
             assert subnet != taken
-            assert network.attrs["IPAM"]["Config"][0]["Subnet"] == str(subnet)
+            assert made.attrs["IPAM"]["Config"][0]["Subnet"] == str(subnet)
         finally:
-            network.remove()
+            made.remove()
     finally:
         racer.remove()

@@ -57,8 +57,6 @@ class OidcOnly(CheckSettings):
 
 
 ACTIONLINT = REPO_ROOT / "scripts" / "actionlint" / "lint.mjs"
-
-
 README_TOPICS = {
     "build": ("build", "install"),
     "run": ("run", "usage", "start", "deploy", "quick start"),
