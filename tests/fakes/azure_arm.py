@@ -289,6 +289,14 @@ class AzureArmServer:
                     "SecurityRuleInvalidPriority",
                     f"Rule {rule.get('name')}: priority 100-4096",
                 )
+            prefixes = rule.get("properties", {}).get("sourceAddressPrefixes") or []
+            if len({":" in prefix for prefix in prefixes}) > 1:
+                raise ArmError(
+                    400,
+                    "ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies",
+                    f"Security rule {rule.get('name')} has address prefixes from different "
+                    "address families.",
+                )
         return props
 
     def _check_publicIPAddresses(self, rid: str, _loc: str, body: dict, props: dict) -> dict:
@@ -387,6 +395,13 @@ class AzureArmServer:
             raise ArmError(400, "InvalidParameter", "The Admin Username specified is not allowed.")
         linux = profile.get("linuxConfiguration", {})
         keys = linux.get("ssh", {}).get("publicKeys") or []
+        for key in keys:  # RSA (2048+ bits) and ED25519 only
+            if not str(key.get("keyData", "")).startswith(("ssh-rsa ", "ssh-ed25519 ")):
+                raise ArmError(
+                    400,
+                    "InvalidParameter",
+                    "The value of parameter linuxConfiguration.ssh.publicKeys.keyData is invalid.",
+                )
         if (linux.get("disablePasswordAuthentication") and not keys) or (
             not linux.get("disablePasswordAuthentication") and not profile.get("adminPassword")
         ):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import botocore.exceptions
@@ -88,6 +88,12 @@ def _safely(what: str, function: Callable[..., Any], **kwargs: Any) -> str | Non
 
 
 class AwsCloud(CloudProvider):
+    name = "aws"
+    # A security group keeps IPv4 and IPv6 ranges apart in one rule (IpRanges, Ipv6Ranges).
+    mixed_address_families = True
+    # ImportKeyPair takes RSA (1024, 2048 or 4096 bits) and ED25519, not ECDSA.
+    key_types: ClassVar[dict[str, int]] = {"ssh-ed25519": 0, "ssh-rsa": 1024}
+
     def __init__(self, spec: CloudCohortSpec, session: boto3.session.Session | None = None) -> None:
         super().__init__(spec)
         self._network = ("", "")  # the key pair and security group, made by prepare
@@ -161,7 +167,7 @@ class AwsCloud(CloudProvider):
         )
         return {"id": image_id, "root_device": root, "size_gb": size}
 
-    def plan(self, students: int, cohort: str = "") -> Plan:
+    def cloud_plan(self, students: int, cohort: str = "") -> Plan:
         """Whether ``students`` VMs fit (those ``cohort`` already has count as made)."""
         spec = self.spec
         plan = Plan("aws", spec.region, students, hours=spec.hours)
@@ -188,11 +194,9 @@ class AwsCloud(CloudProvider):
             Filters=[{"Name": "instance-type", "Values": spec.instance_types}],
         )["InstanceTypeOfferings"]
         for kind in spec.instance_types:
-            plan.offered[kind] = sorted(
-                o["Location"]
-                for o in offerings
-                if o["InstanceType"] == kind and o["Location"] in spec.zones
-            )
+            # In the cohort file's order: its first zone is the one tried first.
+            offered = {o["Location"] for o in offerings if o["InstanceType"] == kind}
+            plan.offered[kind] = [zone for zone in spec.zones if zone in offered]
         usable = [kind for kind in spec.instance_types if plan.offered[kind] and kind in info]
         if not usable:
             plan.problems.append(

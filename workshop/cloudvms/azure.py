@@ -136,6 +136,11 @@ def vm_name(cohort: str, student: str) -> str:
 
 
 class AzureCloud(CloudProvider):
+    name = "azure"
+    # Azure takes RSA keys of 2048 bits or more and ED25519 (the base default); an NSG rule
+    # refuses IPv4 and IPv6 prefixes together
+    # (ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies).
+
     def __init__(
         self,
         spec: CloudCohortSpec,
@@ -321,7 +326,7 @@ class AzureCloud(CloudProvider):
                 zones -= set(info.zones or [])
         return [zone for zone in self.spec.zones if zone in zones]
 
-    def plan(self, students: int, cohort: str = "") -> Plan:
+    def cloud_plan(self, students: int, cohort: str = "") -> Plan:
         """Whether ``students`` VMs fit (those ``cohort`` already has count as made)."""
         spec = self.spec
         plan = Plan("azure", self.location, students, hours=spec.hours)

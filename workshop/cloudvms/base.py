@@ -20,6 +20,11 @@ class CloudProvider(ABC):
 
     # What the cloud calls a VM that is running (SSH is waited for only on those).
     running_state: ClassVar[str] = "running"
+    # The admin key types the cloud imports, with the least size in bits each must have.
+    key_types: ClassVar[dict[str, int]] = {"ssh-ed25519": 0, "ssh-rsa": 2048}
+    # Whether one firewall rule may hold IPv4 and IPv6 networks together.
+    mixed_address_families: ClassVar[bool] = False
+    name: ClassVar[str] = "cloud"
 
     def __init__(self, spec: CloudCohortSpec) -> None:
         self.spec = spec
@@ -70,11 +75,41 @@ class CloudProvider(ABC):
             self.delete_the_rest(cohort, report)
         return report
 
+    def plan(self, students: int, cohort: str = "") -> Plan:
+        """Whether the cohort fits (image, zones, quota) and what it costs; makes nothing.
+        What the cloud refuses of the cohort file itself is named here too."""
+        plan = self.cloud_plan(students, cohort)
+        plan.problems += self.cohort_file_problems()
+        return plan
+
+    def cohort_file_problems(self) -> list[str]:
+        """The cohort file's settings this cloud refuses (its key, its networks)."""
+        problems = []
+        try:
+            kind, bits = self.spec.public_key_kind()
+        except WorkshopError as exc:
+            return [str(exc)]
+        accepted = ", ".join(
+            f"{name} ({least}+ bits)" if least else name for name, least in self.key_types.items()
+        )
+        if kind not in self.key_types or bits < self.key_types[kind]:
+            problems.append(
+                f"{self.name}: ssh_public_key is {kind} ({bits} bits), which {self.name} does "
+                f"not import: use {accepted} (ssh-keygen -t ed25519 -f ~/.ssh/workshop)"
+            )
+        families = {":" in cidr for cidr in self.spec.allow_from}
+        if len(families) > 1 and not self.mixed_address_families:
+            problems.append(
+                f"{self.name}: allow_from mixes IPv4 and IPv6 networks, which one firewall "
+                "rule cannot hold: list one family"
+            )
+        return problems
+
     # --- the provider's primitives ------------------------------------------------------
 
     @abstractmethod
-    def plan(self, students: int, cohort: str = "") -> Plan:
-        """Whether the cohort fits (image, zones, quota) and what it costs; makes nothing."""
+    def cloud_plan(self, students: int, cohort: str = "") -> Plan:
+        """The cloud's own part of the plan: image, zones, quota, cost."""
 
     @abstractmethod
     def vms(self, cohort: str) -> list[Vm]:

@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import google.api_core.exceptions as gexc
 import google.auth
@@ -186,6 +186,15 @@ def _operation_errors(operation: compute_v1.Operation) -> list[tuple[str, str]]:
 
 
 class GcpCloud(CloudProvider):
+    name = "gcp"
+    # Project metadata ssh-keys take any OpenSSH key.
+    key_types: ClassVar[dict[str, int]] = {
+        "ssh-ed25519": 0,
+        "ssh-rsa": 1024,
+        "ecdsa-sha2-nistp256": 0,
+        "ecdsa-sha2-nistp384": 0,
+        "ecdsa-sha2-nistp521": 0,
+    }
     running_state = "RUNNING"
 
     def __init__(
@@ -378,7 +387,7 @@ class GcpCloud(CloudProvider):
             )
         return info
 
-    def plan(self, students: int, cohort: str = "") -> Plan:
+    def cloud_plan(self, students: int, cohort: str = "") -> Plan:
         """Whether ``students`` VMs fit (those ``cohort`` already has count as made)."""
         spec = self.spec
         plan = Plan("gcp", spec.region, students, hours=spec.hours)
@@ -397,12 +406,6 @@ class GcpCloud(CloudProvider):
                 )
         except WorkshopError as exc:
             plan.problems.append(str(exc))
-        families = {":" in cidr for cidr in spec.allow_from}
-        if len(families) > 1:
-            plan.problems.append(
-                "gcp: allow_from mixes IPv4 and IPv6 networks, which one firewall rule cannot "
-                "hold: list one family"
-            )
         info = self._offered(plan)
         usable = [kind for kind in spec.instance_types if plan.offered[kind]]
         if not usable:

@@ -8,6 +8,7 @@ are one line naming the file and the key (``workshop.yamlfile``).
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from datetime import datetime
@@ -95,6 +96,22 @@ class CloudCohortSpec(BaseModel):
         if not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+", text):
             raise WorkshopError(f"ssh_public_key: {key} is not an OpenSSH public key")
         return text
+
+    def public_key_kind(self) -> tuple[str, int]:
+        """The admin key's algorithm and size in bits (an RSA key's modulus; 256 for
+        ED25519, the curve's for ECDSA)."""
+        kind, _, rest = self.public_key().partition(" ")
+        if kind != "ssh-rsa":
+            curve = re.search(r"nistp(\d+)", kind)
+            return kind, int(curve.group(1)) if curve else 256
+        blob = base64.b64decode(rest.split()[0])
+        fields: list[bytes] = []
+        while blob and len(fields) < 3:  # string "ssh-rsa", mpint e, mpint n
+            size = int.from_bytes(blob[:4], "big")
+            fields.append(blob[4 : 4 + size])
+            blob = blob[4 + size :]
+        modulus = fields[2].lstrip(b"\0") if len(fields) == 3 else b""
+        return kind, len(modulus) * 8
 
     def price(self, instance_type: str) -> float | None:
         return self.prices.get(instance_type)

@@ -160,6 +160,14 @@ def test_types_not_offered_in_the_zones_and_a_missing_image_are_named(clouds):
     )
 
 
+def test_zones_are_tried_in_the_cohort_files_order(clouds):
+    """The cohort file's first zone first (EC2 lists offerings alphabetically)."""
+    cloud = cloud_for(clouds, zones=["us-east-1b", "us-east-1a"])
+    assert cloud.plan(1).offered["g4dn.xlarge"] == ["us-east-1b", "us-east-1a"]
+    report = cloud.up(unique_cohort("order"), ["student01"], ssh_probe=answers)
+    assert [vm.zone for vm in report.vms] == ["us-east-1b"]
+
+
 def test_up_tags_each_vm_and_opens_only_the_lab_ports(clouds):
     """(A second up making none: test_contract.py.)"""
     cohort = unique_cohort("up")

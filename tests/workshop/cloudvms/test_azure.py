@@ -770,3 +770,12 @@ def test_a_custom_image_id_is_looked_up_in_the_plan(arm):
         plan = cloud_for(arm, image=missing).plan(1)
         assert not plan.fits
         assert any(f"image {missing} does not exist" in p for p in plan.problems), plan.problems
+
+
+def test_the_fake_refuses_mixed_address_families_in_one_rule_as_arm_does(arm):
+    """What the plan spares the class (test_contract.py): ARM's own refusal."""
+    cohort = unique_cohort("mixed")
+    cloud = cloud_for(arm, allow_from=["203.0.113.0/24", "2001:db8::/32"])
+    cloud._resource_group(cohort)
+    with pytest.raises(WorkshopError, match="DifferentAddressFamilies"):
+        cloud._security_group(cohort)

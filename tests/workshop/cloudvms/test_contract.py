@@ -1,12 +1,15 @@
 """What every provider must do, checked once against each cloud's fake through its real
-SDK: ``up`` makes one VM per student and a second ``up`` makes none; a VM removed by hand
-is made again, alone; a VM whose SSH never answers is named, the others are not. (What is
-particular to one cloud, its tags, rules and refusals, is in test_<provider>.py.)"""
+SDK: the plan names an admin key or a network list the cloud refuses; ``up`` makes one VM
+per student and a second ``up`` makes none; a VM removed by hand is made again, alone; a
+VM whose SSH never answers is named, the others are not. (What is particular to one
+cloud, its tags, rules and refusals, is in test_<provider>.py.)"""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +23,8 @@ from workshop.cloudvms.base import CloudProvider
 class Rig:
     """One cloud's fake, seen the same way for every provider."""
 
-    make: Callable[[], CloudProvider]
+    name: str
+    make: Callable[..., CloudProvider]  # the cohort file's settings may be overridden
     resources: Callable[[str], dict[str, list[str]]]  # the cohort's, by kind
     vms: Callable[[str], list[str]]  # the cohort's VMs in the fake
     creations: Callable[[], int]  # how many VM creations the fake has been asked for
@@ -29,7 +33,8 @@ class Rig:
 
 def aws_rig(clouds: dict) -> Rig:
     return Rig(
-        make=lambda: test_aws.cloud_for(clouds),
+        name="aws",
+        make=lambda **changes: test_aws.cloud_for(clouds, **changes),
         resources=lambda cohort: test_aws.tagged(clouds, cohort),
         vms=lambda cohort: test_aws.tagged(clouds, cohort)["instances"],
         creations=lambda: len(clouds["proxy"].run_calls),
@@ -47,7 +52,8 @@ def gcp_rig(clouds: dict) -> Rig:
             fake.delete_instance(vm.zone, vm.instance_id)
 
     return Rig(
-        make=lambda: test_gcp.cloud_for(clouds),
+        name="gcp",
+        make=lambda **changes: test_gcp.cloud_for(clouds, **changes),
         resources=lambda cohort: test_gcp.labelled(fake, cohort),
         vms=lambda cohort: test_gcp.labelled(fake, cohort)["instances"],
         creations=lambda: len(fake.inserts),
@@ -61,7 +67,8 @@ def azure_rig(arm: Any) -> Rig:
         compute.virtual_machines.begin_delete(f"workshop-{cohort}", vm.instance_id).result()
 
     return Rig(
-        make=lambda: test_azure.cloud_for(arm),
+        name="azure",
+        make=lambda **changes: test_azure.cloud_for(arm, **changes),
         resources=lambda cohort: test_azure.tagged(arm, cohort),
         vms=lambda cohort: test_azure.tagged(arm, cohort).get("virtualMachines", []),
         creations=lambda: len(
@@ -128,3 +135,43 @@ def test_a_vm_whose_ssh_never_answers_is_named_and_the_other_is_not(rig):
     assert named.public_ip == quiet, "the silent VM is named by its own address"
     assert other.public_ip != quiet
     assert {named.student, other.student} == {"student01", "student02"}
+
+
+def key(tmp_path: Path, kind: str, bits: int | None = None) -> str:
+    """A public key of ``kind`` made by ssh-keygen."""
+    path = tmp_path / f"{kind}-{bits}"
+    size = ["-b", str(bits)] if bits else []
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", kind, *size, "-N", "", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return str(path) + ".pub"
+
+
+# What each cloud imports: EC2's ImportKeyPair takes RSA and ED25519; Azure RSA of 2048
+# bits or more and ED25519; Compute Engine's metadata any OpenSSH key.
+REFUSED_KEYS = {
+    "aws": [("ecdsa", 256)],
+    "gcp": [],
+    "azure": [("ecdsa", 256), ("rsa", 1024)],
+}
+
+
+def test_the_plan_names_an_admin_key_the_cloud_does_not_import(rig, tmp_path):
+    for kind, bits in [("ed25519", None), ("rsa", 3072), ("ecdsa", 256), ("rsa", 1024)]:
+        plan = rig.make(ssh_public_key=key(tmp_path, kind, bits)).plan(1)
+        refused = [p for p in plan.problems if "ssh_public_key" in p]
+        if (kind, bits) in REFUSED_KEYS[rig.name]:
+            assert refused, (kind, bits)
+            assert "ssh-keygen -t ed25519" in refused[0]
+        else:
+            assert refused == [], (kind, bits, refused)
+
+
+def test_the_plan_names_ipv4_and_ipv6_together_where_one_rule_cannot_hold_them(rig):
+    mixed = ["203.0.113.0/24", "2001:db8::/32"]
+    problems = rig.make(allow_from=mixed).plan(1).problems
+    named = [p for p in problems if "mixes IPv4 and IPv6" in p]
+    # EC2 keeps them apart in one rule (IpRanges, Ipv6Ranges); GCE and ARM refuse them.
+    assert bool(named) is (rig.name != "aws"), problems
