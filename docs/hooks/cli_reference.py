@@ -59,6 +59,9 @@ def reference() -> str:
     commands: dict[str, Any] = root.commands  # type: ignore[attr-defined]
     top = [name for name, command in commands.items() if not _is_group(command)]
     lines = ["## workshop", "", _cell(root.help or ""), ""]
+    rows = _option_rows(root)
+    if rows:
+        lines += ["| option | what | default |", "| --- | --- | --- |", *rows, ""]
     for name in sorted(top):
         lines += _document(commands[name], ["workshop", name])
     for name, group in sorted(commands.items()):

@@ -7,15 +7,29 @@ can fix arrive as ``WorkshopError`` and are printed as one line, without a trace
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from workshop.cli import classroom, cloud, grading, labs, quiz, registries
+from workshop.cli import classroom, cloud, common, grading, labs, quiz, registries
 
 app = typer.Typer(
     help="Run hands-on 'Containerization with Docker for ML' cohort workshops.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also show the cloud SDKs' own log lines.")
+    ] = False,
+) -> None:
+    """Run hands-on 'Containerization with Docker for ML' cohort workshops."""
+    common.quiet_sdks(verbose)
+
+
 app.add_typer(cloud.app, name="cloud")
 app.add_typer(registries.app, name="registries")
 app.add_typer(labs.images_app, name="images")

@@ -4,6 +4,7 @@ user can fix into one line on stderr, and finding a cohort."""
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,19 +20,15 @@ from workshop.errors import WorkshopError
 # soft_wrap: long paths and ssh commands stay on one line, ready to copy.
 # Off a terminal (CI logs, pipes), wide enough that no table column is cut short.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-
-
 err = Console(stderr=True, soft_wrap=True)
-
-
 F = TypeVar("F", bound=Callable[..., Any])
-
+# The cloud SDKs' own loggers: their warnings (DefaultAzureCredential lists every
+# credential it tried, twice) would bury the kit's one-line error. --verbose shows them.
+SDK_LOGGERS = ("azure", "google", "botocore", "boto3", "urllib3")
 
 CohortOption = Annotated[
     str, typer.Option("--cohort", help="Cohort name (a DNS label, e.g. nov-2026).")
 ]
-
-
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -86,3 +83,11 @@ LabsOption = Annotated[
 
 
 StudentOption = Annotated[str | None, typer.Option("--student", help="Only this student.")]
+
+
+def quiet_sdks(verbose: bool) -> None:
+    """The cloud SDKs' log lines on stderr only with --verbose (then from INFO up)."""
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")

@@ -10,14 +10,19 @@ import json
 import os
 import subprocess
 import time
+import tomllib
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import yaml
 from azure.core.exceptions import HttpResponseError
 from azure.mgmt.compute import ComputeManagementClient
+from azure.mgmt.compute.models import VirtualMachine
+from azure.mgmt.network.models import NetworkSecurityGroup
+from packaging.requirements import Requirement
 
-from tests.conftest import WORKSHOP, unique_cohort
+from tests.conftest import REPO, WORKSHOP, unique_cohort
 from tests.fakes.azure_arm import SUBSCRIPTION
 from tests.fakes.clouds import EntraToken
 from tests.workshop.cloudvms.values import AZURE_FAMILY, AZURE_LOCATION, AZURE_PLENTY, KEY
@@ -779,3 +784,64 @@ def test_the_fake_refuses_mixed_address_families_in_one_rule_as_arm_does(arm):
     cloud._resource_group(cohort)
     with pytest.raises(WorkshopError, match="DifferentAddressFamilies"):
         cloud._security_group(cohort)
+
+
+# The first releases with the hybrid models cloudvms/azure.py is written for (a dict
+# accepted as a model, ``.properties.<field>`` on what the SDK returns): compute 38.0.0
+# and network 31.0.0, as their changelogs say. Older ones install from a plain
+# `pip install .` and crash `up` on the first attribute.
+HYBRID_MODELS = {"azure-mgmt-compute": "38.0.0", "azure-mgmt-network": "31.0.0"}
+
+
+def test_the_sdk_floors_are_the_releases_whose_models_the_code_uses():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = {Requirement(r).name: Requirement(r) for r in project["dependencies"]}
+    for package, first in HYBRID_MODELS.items():
+        floor = requirements[package].specifier
+        major = int(first.split(".")[0])
+        assert not floor.contains(f"{major - 1}.99.0"), f"{package} {floor} admits pre-{first}"
+        assert floor.contains(version(package)), f"the installed {package} is below {floor}"
+    # What the code reads is what these releases give: models from dicts, read through
+    # .properties (the installed SDK is at or above the floor).
+    machine = VirtualMachine(
+        {"location": LOCATION, "properties": {"hardwareProfile": {"vmSize": T4}}}
+    )
+    assert machine.properties.hardware_profile.vm_size == T4
+    rule = {"name": "ssh", "properties": {"priority": 100, "destinationPortRange": "22"}}
+    group = NetworkSecurityGroup({"location": LOCATION, "properties": {"securityRules": [rule]}})
+    assert group.properties.security_rules[0].properties.destination_port_range == "22"
+
+
+def test_without_credentials_the_cli_says_one_line_not_the_sdks_log(arm, tmp_path, state_root):
+    """DefaultAzureCredential logs every credential it tried (about 30 lines, twice):
+    kept off the terminal, unless --verbose asks for it."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AZURE_", "IDENTITY_", "MSI_"))
+    }
+    env.update(
+        WORKSHOP_STATE_DIR=str(state_root),
+        WORKSHOP_AZURE_ENDPOINT=arm.endpoint,
+        REQUESTS_CA_BUNDLE=str(arm.ca_file),
+        AZURE_CONFIG_DIR=str(tmp_path),
+        PATH=f"{WORKSHOP.parent}:/usr/bin:/bin",  # no az, azd or pwsh to fall back on
+    )
+    config = str(cohort_file(arm))
+
+    def up(*first: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(WORKSHOP), *first, "cloud", "up", "--provider", "azure", "--config", config,
+             "--cohort", unique_cohort("cred"), "--dry-run"],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+
+    quiet = up()
+    assert quiet.returncode == 2, quiet.stderr
+    lines = quiet.stderr.strip().splitlines()
+    assert len(lines) == 1, quiet.stderr
+    assert lines[0].startswith("error: azure: no usable credentials"), quiet.stderr
+    loud = up("--verbose")
+    assert loud.returncode == 2
+    assert "DefaultAzureCredential" in loud.stderr
+    assert len(loud.stderr.strip().splitlines()) > 1
