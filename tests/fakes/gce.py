@@ -138,6 +138,8 @@ class GceServer:
         self.disks: dict[tuple[str, str], dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.full: set[tuple[str, str | None]] = set()  # (zone, machine type or None: any)
+        # Full zones whose stockout the insert call itself answers (503), not its operation.
+        self.full_at_insert: set[tuple[str, str | None]] = set()
         self.throttle = 0  # the next N API calls are answered throttle_status (FAILURES)
         self.throttle_status = 429
         self.lose_answers = 0  # the next N instance inserts happen, but are answered 503
@@ -383,6 +385,13 @@ class GceServer:
                 f"instances/{name}' already exists",
             )
         self.inserts.append((zone, kind))
+        stockout = (
+            f"The zone 'projects/{self.project}/zones/{zone}' does not have enough resources "
+            "available to fulfill the request.  Try a different zone, or try again later."
+        )
+        if (zone, None) in self.full_at_insert or (zone, kind) in self.full_at_insert:
+            # The other form Compute Engine answers a stockout in: the insert call itself.
+            raise ApiError(503, "ZONE_RESOURCE_POOL_EXHAUSTED", stockout)
         if (zone, None) in self.full or (zone, kind) in self.full:
             return self.operation(
                 f"zones/{zone}",

@@ -174,6 +174,11 @@ def _message(exc: gexc.GoogleAPICallError) -> str:
     return re.sub(r"^[A-Z]+ https?://\S+: ", "", str(exc.message or exc)).strip()
 
 
+def _stockout(exc: gexc.GoogleAPICallError) -> bool:
+    """A full zone, as the insert call itself answers it (503), rather than its operation."""
+    return _reason(exc) in CAPACITY_ERRORS or STOCKOUT in _message(exc)
+
+
 def _short(url: str) -> str:
     """The last part of a resource URL: .../zones/us-central1-a -> us-central1-a."""
     return url.rstrip("/").rpartition("/")[2]
@@ -253,9 +258,12 @@ class GcpCloud(CloudProvider):
                 gexc.ServiceUnavailable,
                 gexc.InternalServerError,
             ) as exc:
-                # 503 backendError and 500 are passing too; an insert that happened before
-                # its answer was lost is answered 409 when tried again (handled by callers).
-                throttled = not isinstance(exc, gexc.Forbidden) or _reason(exc) in THROTTLED
+                # 503 backendError and 500 are passing too (a stockout is not: its zone stays
+                # full); an insert that happened before its answer was lost is answered 409
+                # when tried again (handled by callers).
+                throttled = (
+                    not isinstance(exc, gexc.Forbidden) or _reason(exc) in THROTTLED
+                ) and not _stockout(exc)
                 if not throttled or attempt == ATTEMPTS - 1:
                     raise
                 time.sleep(min(20.0, BACKOFF * 2**attempt))
@@ -707,6 +715,9 @@ class GcpCloud(CloudProvider):
                     # that had happened; or a VM the kit did not make has that name.
                     return self._taken(cohort, zone, body.name)
                 except gexc.GoogleAPICallError as exc:
+                    if _stockout(exc):  # the insert's own 503: the next zone may have room
+                        tried.append(f"{kind} in {zone}: {_reason(exc) or exc.code}")
+                        continue
                     # A parameter or permission refusal: no other zone helps.
                     return f"{_reason(exc) or exc.code}: {_message(exc)}"
                 except WorkshopError as exc:

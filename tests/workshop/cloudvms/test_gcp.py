@@ -43,6 +43,7 @@ def fake(clouds) -> Iterator[GceServer]:
     clouds["fake"].cpus_all_regions = 65536.0
     clouds["fake"].default_network = True
     clouds["fake"].full.clear()
+    clouds["fake"].full_at_insert.clear()
     clouds["fake"].throttle = 0
     clouds["fake"].throttle_status = 429
     clouds["fake"].lose_answers = 0
@@ -658,3 +659,14 @@ def test_the_cli_creates_writes_the_inventory_reports_ssh_and_removes(clouds, st
     assert "2 instances" in down.stdout
     assert f"firewall workshop-{cohort}-ssh" in down.stdout
     assert labelled(clouds["fake"], cohort) == NOTHING
+
+
+def test_a_stockout_answered_by_the_insert_itself_moves_on_to_the_next_zone(clouds, fake):
+    """Compute Engine reports a full zone either in the insert's operation or as the
+    insert's own 503 ZONE_RESOURCE_POOL_EXHAUSTED: neither is retried in that zone."""
+    fake.full_at_insert.add(("us-central1-a", None))
+    report = cloud_for(clouds).up(unique_cohort("stock"), ["student01"], ssh_probe=answers)
+    assert report.ready, report.failed
+    assert [vm.zone for vm in report.vms] == ["us-central1-b"]
+    tried = [zone for zone, _ in fake.inserts[-2:]]
+    assert tried == ["us-central1-a", "us-central1-b"], "one try in the full zone, then on"
