@@ -513,6 +513,18 @@ class ArtifactRegistry:
             "GAR_REPOSITORY": f"{self.settings.project}/{first.repository_id}/{first.image}",
         }
 
+    def _iam_list(self, path: str, key: str, what: str) -> list[dict[str, Any]]:
+        """Every item of an IAM list, page after page (``nextPageToken``)."""
+        items: list[dict[str, Any]] = []
+        page: str | None = ""
+        while page is not None:
+            listed = self._iam(
+                "GET", path, what, params={"pageSize": 100, **({"pageToken": page} if page else {})}
+            )
+            items += (listed or {}).get(key, [])
+            page = (listed or {}).get("nextPageToken") or None
+        return items
+
     def revoke_ci_trust(self, prefix: str) -> list[str]:
         """Delete the service accounts and providers ``ci_trust`` made under ``prefix``,
         and the cohort's pool once no provider is left in it (pools are only soft-deleted:
@@ -523,17 +535,9 @@ class ArtifactRegistry:
             mark, _, rest = description.partition(" ")
             return mark == KIT_MARK and rest.split(" ")[0].startswith(prefix)
 
-        accounts: list[dict[str, Any]] = []
-        page: str | None = ""
-        while page is not None:
-            listed = self._iam(
-                "GET",
-                f"projects/{self.settings.project}/serviceAccounts",
-                "list service accounts",
-                params={"pageSize": 100, **({"pageToken": page} if page else {})},
-            )
-            accounts += (listed or {}).get("accounts", [])
-            page = (listed or {}).get("nextPageToken") or None
+        accounts = self._iam_list(
+            f"projects/{self.settings.project}/serviceAccounts", "accounts", "list service accounts"
+        )
         for account in accounts:
             if ours(account.get("description", "")):
                 self._iam("DELETE", account["name"], f"delete {account['email']}", missing_ok=True)
@@ -542,8 +546,10 @@ class ArtifactRegistry:
         found = self._iam("GET", pool, f"read {pool}", missing_ok=True)
         if found is None or found.get("state") == "DELETED" or not ours(found["description"]):
             return sorted(removed)
-        providers = (self._iam("GET", f"{pool}/providers", "list providers") or {}).get(
-            "workloadIdentityPoolProviders", []
+        # Every page: IAM answers at most 50 providers a page, and a partial list would keep
+        # later students' trust and judge the pool's emptiness wrongly.
+        providers = self._iam_list(
+            f"{pool}/providers", "workloadIdentityPoolProviders", "list providers"
         )
         active = [p for p in providers if p.get("state") != "DELETED"]
         for provider in active:

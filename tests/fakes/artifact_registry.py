@@ -290,7 +290,14 @@ def _handler(fake: ArtifactRegistryServer) -> type[BaseHTTPRequestHandler]:
                 return self._send(200, found)
             if match := re.fullmatch(rf"({_POOL})/providers", path):
                 providers = [v for k, v in fake.providers.items() if k.startswith(path + "/")]
-                return self._send(200, {"workloadIdentityPoolProviders": providers})
+                # IAM's pages hold at most 50 (pageSize above is cut); small here, so
+                # paging is exercised with a few students.
+                start = int(query.get("pageToken", ["0"])[0] or 0)
+                size = min(int(query.get("pageSize", ["2"])[0] or 2), 2)
+                body: dict[str, Any] = {"workloadIdentityPoolProviders": providers[start:][:size]}
+                if start + size < len(providers):
+                    body["nextPageToken"] = str(start + size)
+                return self._send(200, body)
             if match := re.fullmatch(r"projects/(?P<project>[^/]+)/serviceAccounts", path):
                 return self._list_accounts(match["project"], query)
             if match := re.fullmatch(r"(projects/[^/]+/locations/[^/]+)/repositories", path):
@@ -314,7 +321,7 @@ def _handler(fake: ArtifactRegistryServer) -> type[BaseHTTPRequestHandler]:
                 return None
             url = urlsplit(self.path)
             fake.calls.append(f"DELETE {url.path}")
-            path = url.path.removeprefix("/v1/")
+            path = self._by_id(url.path.removeprefix("/v1/"))
             parent = "/".join(path.split("/")[:4])
             if re.fullmatch(_POOL, path) or re.fullmatch(_PROVIDER, path):
                 found = fake.pools.get(path) or fake.providers.get(path)
@@ -438,6 +445,11 @@ def _handler(fake: ArtifactRegistryServer) -> type[BaseHTTPRequestHandler]:
         def _numbered(self, name: str) -> str:
             """The name as IAM answers it: projects/<number>/..."""
             return re.sub(r"^projects/[^/]+/", f"projects/{fake.project_number}/", name)
+
+        def _by_id(self, name: str) -> str:
+            """The name as this fake keeps it: IAM takes the project's number or its id."""
+            kept = [*fake.pools, *fake.providers]
+            return next((key for key in kept if self._numbered(key) == name), name)
 
         def _create_pool(self, parent: str, query: dict[str, list[str]], body: dict) -> None:
             pool_id = query.get("workloadIdentityPoolId", [""])[0]

@@ -261,6 +261,24 @@ def test_ci_trust_lets_that_repositorys_main_branch_push_to_the_students_reposit
         gcr.delete_repository(name, force=True)
 
 
+def test_revoking_ci_trust_reads_every_page_of_providers(gcr, fake):
+    """IAM lists a pool's providers a page at a time: a cohort bigger than a page loses
+    every student's trust, and the pool goes only once nothing else is in it."""
+    github = GitHubRepository.parse("github:acme-ml/docker-labs")
+    students = [f"student{n:02d}" for n in range(1, 6)]  # the fake's pages hold 2
+    for student in students:
+        gcr.ci_trust(student, [f"may-2027/{student}/classifier"], github)
+    removed = gcr.revoke_ci_trust("may-2027/")
+    providers = [name for name in removed if "/providers/" in name]
+    assert len(providers) == len(students), removed
+    assert "workloadIdentityPools/ws-may-2027" in removed
+    with fake.lock:
+        left = [p for name, p in fake.providers.items() if "ws-may-2027" in name]
+    assert all(p["state"] == "DELETED" for p in left), [(p["name"], p["state"]) for p in left]
+    for student in students:
+        gcr.delete_repository(f"may-2027/{student}/classifier", force=True)
+
+
 def test_a_token_the_server_does_not_know_is_one_line(fake, backing, key_file):
     gcr = ArtifactRegistry(settings(fake, backing, key_file))
     gcr.login()
