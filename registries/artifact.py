@@ -32,6 +32,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import artifactregistry_v1 as ar
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.oauth2 import service_account
+from google.protobuf import field_mask_pb2
 from pydantic import ConfigDict, with_config
 
 from registries.base import (
@@ -217,9 +218,32 @@ class ArtifactRegistry:
                 ),
             )
             operation.result(timeout=OPERATION_TIMEOUT)
-        except gexc.Conflict:  # ALREADY_EXISTS (HTTP 409)
-            pass
+        except gexc.Conflict:  # ALREADY_EXISTS (HTTP 409): its settings may be older
+            self._apply_settings(path.repository_id, wanted)
         return self.uri(repository)
+
+    def _apply_settings(self, repository_id: str, wanted: ar.Repository) -> None:
+        """Labels and cleanup policies changed in registries.yml reach a repository made
+        before the change (``keep_images`` must stop a cohort's costs everywhere)."""
+        name = self._repository_path(repository_id)
+        current = self._call(
+            f"read repository {repository_id}", lambda: self._client.get_repository(name=name)
+        )
+        # Labels are added or changed, never dropped (an ensure without a student keeps it).
+        wanted.labels = {**dict(current.labels), **dict(wanted.labels)}
+        changed = [
+            field
+            for field in ("labels", "cleanup_policies")
+            if dict(getattr(current, field)) != dict(getattr(wanted, field))
+        ]
+        if changed:
+            wanted.name = name
+            self._call(
+                f"update repository {repository_id}",
+                lambda: self._client.update_repository(
+                    repository=wanted, update_mask=field_mask_pb2.FieldMask(paths=changed)
+                ),
+            )
 
     def login(self) -> Credentials:
         """``oauth2accesstoken`` and an access token, refreshed before it lapses."""

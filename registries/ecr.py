@@ -156,7 +156,22 @@ class EcrRegistry:
             if self._code(exc) != "RepositoryAlreadyExistsException":
                 raise
             found = self._call("describe_repositories", repositoryNames=[repository])
-            uri = found["repositories"][0]["repositoryUri"]
+            existing = found["repositories"][0]
+            uri = existing["repositoryUri"]
+            # Settings changed in registries.yml reach repositories made before the change.
+            if existing.get("imageTagMutability") != self.settings.tag_mutability:
+                self._call(
+                    "put_image_tag_mutability",
+                    repositoryName=repository,
+                    imageTagMutability=self.settings.tag_mutability,
+                )
+            scanning = existing.get("imageScanningConfiguration") or {}
+            if scanning.get("scanOnPush") != self.settings.scan_on_push:
+                self._call(
+                    "put_image_scanning_configuration",
+                    repositoryName=repository,
+                    imageScanningConfiguration={"scanOnPush": self.settings.scan_on_push},
+                )
         if self.settings.registry_host:
             uri = f"{self.settings.registry_host}/{repository}"
         self._call(

@@ -503,6 +503,8 @@ def _handler(fake: ArtifactRegistryServer) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             fake.calls.append(f"PATCH {url.path}")
             path = url.path.removeprefix("/v1/")
+            if re.fullmatch(_REPO, path):
+                return self._update_repository(path, parse_qs(url.query))
             found = fake.providers.get(path)
             if found is None or found["state"] == "DELETED":
                 return self._error(404, "NOT_FOUND", f"Requested entity was not found: {path}")
@@ -514,6 +516,23 @@ def _handler(fake: ArtifactRegistryServer) -> type[BaseHTTPRequestHandler]:
                 if field_name in body:
                     found[field_name] = body[field_name]
             return self._send(200, fake.operation(path, found, done=False))
+
+        def _update_repository(self, path: str, query: dict[str, list[str]]) -> None:
+            """repositories.patch: the fields updateMask names, from the body (synchronous)."""
+            body = self._body()
+            mask = [f for f in query.get("updateMask", [""])[0].split(",") if f]
+            if not mask:
+                return self._error(400, "INVALID_ARGUMENT", "updateMask is required")
+            with fake.lock:
+                repo = fake.repositories.get(path)
+                if repo is None:
+                    return self._error(404, "NOT_FOUND", f"Requested entity was not found: {path}")
+                for field_name in mask:
+                    camel = re.sub(r"_(\w)", lambda m: m.group(1).upper(), field_name)
+                    if camel not in ("labels", "cleanupPolicies", "description"):
+                        return self._error(400, "INVALID_ARGUMENT", f"cannot update {field_name}")
+                    repo[camel] = body.get(camel, {})
+            return self._send(200, repo)
 
         def _undelete(self, name: str) -> None:
             found = fake.pools.get(name) or fake.providers.get(name)

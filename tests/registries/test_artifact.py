@@ -23,8 +23,7 @@ def settings(fake, backing, key_file, **overrides) -> ArtifactSettings:
         endpoint=fake.endpoint,
         iam_endpoint=fake.endpoint,
         registry_host=backing.address,
-        labels={"cohort": "nov-2026"},
-        **overrides,
+        **{"labels": {"cohort": "nov-2026"}, **overrides},
     )
 
 
@@ -63,6 +62,26 @@ def test_ensure_repository_awaits_the_operation_and_is_idempotent(gcr, fake):
         for call in fake.calls
     ), "the create operation was polled"
     assert gcr.ensure_repository("nov-2026/student01/classifier") == uri
+
+
+def test_changed_settings_reach_an_existing_repository(gcr, fake, backing, key_file):
+    """keep_images and labels changed in registries.yml reach repositories made before."""
+    gcr.ensure_repository("nov-2026/student03/classifier", student="student03")
+    changed = ArtifactRegistry(
+        settings(
+            fake, backing, key_file, keep_images=5, labels={"cohort": "nov-2026", "term": "q4"}
+        )
+    )
+    changed.ensure_repository("nov-2026/student03/classifier")
+    repo = fake.repositories[
+        "projects/ml-workshop/locations/europe-west1/repositories/nov-2026--student03"
+    ]
+    assert repo["cleanupPolicies"]["keep-newest"]["mostRecentVersions"]["keepCount"] == 5
+    assert repo["labels"] == {"cohort": "nov-2026", "student": "student03", "term": "q4"}
+    calls = len(fake.calls)
+    changed.ensure_repository("nov-2026/student03/classifier")  # nothing to change now
+    assert not [c for c in fake.calls[calls:] if c.startswith("PATCH")]
+    gcr.delete_repository("nov-2026/student03/classifier", force=True)
 
 
 def test_login_pushes_list_tags_and_delete(gcr, engine, backing):

@@ -65,6 +65,16 @@ def test_ensure_repository_creates_once_with_the_settings(client):
     assert '"countNumber": 5' in policy["lifecyclePolicyText"]
 
 
+def test_changed_mutability_and_scanning_reach_an_existing_repository(client):
+    """Settings are applied to repositories made before they changed, not only on creation."""
+    EcrRegistry(settings(), client=client).ensure_repository("nov-2026/s10/app")
+    changed = settings(tag_mutability="IMMUTABLE", scan_on_push=False)
+    EcrRegistry(changed, client=client).ensure_repository("nov-2026/s10/app")
+    repo = client.describe_repositories(repositoryNames=["nov-2026/s10/app"])["repositories"][0]
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+    assert repo["imageScanningConfiguration"] == {"scanOnPush": False}
+
+
 def test_a_changed_keep_images_reaches_an_existing_repository(client):
     """The lifecycle rule is written on every ensure, not only on creation."""
     EcrRegistry(settings(keep_images=5), client=client).ensure_repository("nov-2026/s09/app")
