@@ -46,6 +46,10 @@ QUOTAS = {
     "p": ("L-417A185B", "Running On-Demand P instances"),
     "inf": ("L-1945791B", "Running On-Demand Inf instances"),
     "trn": ("L-2C3B7624", "Running On-Demand Trn instances"),
+    "dl": ("L-6E869C2A", "Running On-Demand DL instances"),
+    "f": ("L-74FC7D96", "Running On-Demand F instances"),
+    "x": ("L-7295265B", "Running On-Demand X instances"),
+    "u": ("L-43DA4232", "Running On-Demand High Memory instances"),
 }
 STANDARD_QUOTA = ("L-1216C47A", "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances")
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]

@@ -74,7 +74,7 @@ ATTACHED_GPUS = re.compile(r"^n1-")
 # pd-balanced (SSD-backed, counted in the region's SSD_TOTAL_GB) suits N1, E2, N2, G2, A2,
 # C3 ...; the families that take Hyperdisk only get hyperdisk-balanced.
 BOOT_DISK_TYPE = "pd-balanced"
-HYPERDISK_ONLY = re.compile(r"^(n4|c4|c4a|c4d|x4|a4|m4|h4d)-")
+HYPERDISK_ONLY = re.compile(r"^(n4|c4|c4a|c4d|x4|a4|a4x|m4|h4d|g4|a3-ultragpu)-")
 HYPERDISK_TYPE = "hyperdisk-balanced"
 NETWORK = "global/networks/default"
 NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")

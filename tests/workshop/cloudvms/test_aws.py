@@ -476,3 +476,20 @@ def test_the_ssh_probe_waits_for_a_banner(greeting, answers):
     finally:
         server.close()
     assert ssh.banner_answers("127.0.0.1", 0.5, port=free_port()) is False  # nothing listens
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "code"),
+    [
+        ("g6.xlarge", "L-DB2E81BA"),
+        ("p5.48xlarge", "L-417A185B"),
+        ("dl1.24xlarge", "L-6E869C2A"),
+        ("f1.2xlarge", "L-74FC7D96"),
+        ("x2idn.16xlarge", "L-7295265B"),
+        ("u-6tb1.56xlarge", "L-43DA4232"),
+        ("m7i.large", "L-1216C47A"),
+    ],
+)
+def test_each_family_counts_against_its_own_vcpu_quota(instance_type, code):
+    """DL, F, X and High Memory types have quotas of their own, not the standard one."""
+    assert aws.quota_for(instance_type)[0] == code

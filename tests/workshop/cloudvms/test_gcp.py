@@ -670,3 +670,18 @@ def test_a_stockout_answered_by_the_insert_itself_moves_on_to_the_next_zone(clou
     assert [vm.zone for vm in report.vms] == ["us-central1-b"]
     tried = [zone for zone, _ in fake.inserts[-2:]]
     assert tried == ["us-central1-a", "us-central1-b"], "one try in the full zone, then on"
+
+
+@pytest.mark.parametrize(
+    ("machine_type", "disk"),
+    [
+        ("a3-ultragpu-8g", "hyperdisk-balanced"),
+        ("g4-standard-48", "hyperdisk-balanced"),
+        ("a4-highgpu-8g", "hyperdisk-balanced"),
+        ("a3-highgpu-8g", "pd-balanced"),
+        ("g2-standard-4", "pd-balanced"),
+    ],
+)
+def test_the_newest_gpu_families_boot_from_hyperdisk_only(machine_type, disk):
+    """A3 Ultra, A4 and G4 take no Persistent Disk (Compute Engine's disk-type table)."""
+    assert gcp.boot_disk_type(machine_type) == disk
