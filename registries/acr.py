@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from azure.containerregistry import ContainerRegistryClient
@@ -62,6 +62,9 @@ FEDERATED_AUDIENCE = "api://AzureADTokenExchange"  # what GitHub's token must be
 ACR_PUSH_ROLE = "8311e382-0749-4cb8-b61a-304f252e45ec"  # AcrPush (built-in role id)
 KIT_TAG = "workshop-ci"  # every app registration the kit makes carries it ...
 FEDERATED_NAME = "github-main"  # ... and one federated credential of this name
+
+
+T = TypeVar("T")
 
 
 def _utcnow() -> dt.datetime:
@@ -112,9 +115,11 @@ class AcrRegistry:
         *,
         credential: Any = None,
         clock: Callable[[], dt.datetime] = _utcnow,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self._clock = clock
+        self._sleep = sleep  # waiting out Entra ID's replication (tests shorten it)
         self._credential = credential or DefaultAzureCredential(additionally_allowed_tenants=["*"])
         transport: dict[str, Any] = {}
         if settings.ca_file:
@@ -431,7 +436,11 @@ class AcrRegistry:
         """The first Graph object of ``path`` matching ``query``, or a new one (a re-run
         finds what the last one made)."""
         found = self._graph_list(path, query, f"find the {what}")
-        return found[0] if found else self._graph("POST", path, f"create the {what}", json=body)
+        if found:
+            return found[0]
+        return _while_replicating(
+            lambda: self._graph("POST", path, f"create the {what}", json=body), self._sleep
+        )
 
     @property
     def _registry_id(self) -> str:
@@ -481,7 +490,9 @@ class AcrRegistry:
             "description": f"GitHub Actions of {github.slug} on {github.branch}",
         }
         path = f"applications/{app['id']}/federatedIdentityCredentials"
-        existing = self._graph("GET", path, "read the federated credentials").get("value", [])
+        existing = _while_replicating(
+            lambda: self._graph("GET", path, "read the federated credentials"), self._sleep
+        ).get("value", [])
         if any(item["name"] == FEDERATED_NAME for item in existing):
             self._graph(
                 "PATCH",
@@ -490,7 +501,10 @@ class AcrRegistry:
                 json={k: v for k, v in credential.items() if k != "name"},
             )
         else:
-            self._graph("POST", path, "add the federated credential", json=credential)
+            _while_replicating(
+                lambda: self._graph("POST", path, "add the federated credential", json=credential),
+                self._sleep,
+            )
         # A deterministic assignment name makes a re-run a no-op; a new service principal
         # can take a while to reach ARM (PrincipalNotFound), so that is retried.
         assignment = uuid.uuid5(uuid.NAMESPACE_URL, f"{self._registry_id}|{principal['id']}")
@@ -502,22 +516,20 @@ class AcrRegistry:
                 "principalType": "ServicePrincipal",
             }
         }
-        for attempt in range(6):
-            try:
-                self._rest(
+        try:
+            _while_replicating(
+                lambda: self._rest(
                     "PUT",
                     self._assignments_url(str(assignment)),
                     ARM_AUDIENCE,
                     f"grant AcrPush on {self.settings.registry}",
                     json=body,
-                )
-                break
-            except _AzureRefusal as refusal:
-                if refusal.code == "RoleAssignmentExists":
-                    break
-                if refusal.code != "PrincipalNotFound" or attempt == 5:
-                    raise RegistryError(str(refusal)) from None
-                time.sleep(2**attempt)
+                ),
+                self._sleep,
+            )
+        except _AzureRefusal as refusal:
+            if refusal.code != "RoleAssignmentExists":
+                raise RegistryError(str(refusal)) from None
         tenant = self.settings.tenant_id or str(
             self._graph("GET", "organization", "read the tenant")["value"][0]["id"]
         )
@@ -586,6 +598,27 @@ class _AzureRefusal(RegistryError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+# Entra ID replicates a new app registration and service principal for seconds (at times
+# a minute) before the rest of Graph and ARM see them; until then they answer as if it did
+# not exist. Those refusals are waited out, with backoff, for up to about two minutes.
+_REPLICATING_CODES = {"PrincipalNotFound", "Request_ResourceNotFound"}
+_REPLICATING_TEXT = "does not reference a valid application object"
+_REPLICATION_TRIES = 8
+
+
+def _while_replicating(call: Callable[[], T], sleep: Callable[[float], None]) -> T:
+    """``call``, tried again while Azure says an object the kit just made is not there."""
+    for attempt in range(_REPLICATION_TRIES):
+        try:
+            return call()
+        except _AzureRefusal as refusal:
+            replicating = refusal.code in _REPLICATING_CODES or _REPLICATING_TEXT in str(refusal)
+            if not replicating or attempt == _REPLICATION_TRIES - 1:
+                raise
+            sleep(min(30.0, 2.0**attempt))
+    raise AssertionError("the loop returns or raises")
 
 
 def _grants_only(actions: list[str], prefix: str) -> bool:

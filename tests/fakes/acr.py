@@ -32,6 +32,7 @@ import re
 import secrets
 import ssl
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -84,6 +85,12 @@ class AcrServer:
         self.identities: dict[str, str] = {}
         self.oidc_issuers: dict[str, Any] = {}
         self.role_assignments: dict[str, dict[str, Any]] = {}
+        # Entra ID replicates a new app registration (and principal) for seconds before the
+        # rest of Graph and ARM see it: for this long after creation, a service principal
+        # or federated credential naming the app, or a role assignment naming the
+        # principal, is refused as the real services refuse it.
+        self.replication_seconds = 0.0
+        self.created: dict[str, float] = {}  # object id or appId -> when it was made
         # The Azure Policy that disables ARM-audience tokens for registry logins (Microsoft
         # recommends it): then /oauth2/exchange takes only containerregistry.azure.net.
         self.arm_audience_allowed = False
@@ -155,6 +162,11 @@ class AcrServer:
         if len(rest) <= size:
             return page, {}
         return page, {"Link": f'<{path}?last={quote(page[-1], safe="")}&n={size}>; rel="next"'}
+
+    def replicating(self, object_id: str | None) -> bool:
+        """Whether Entra ID is still replicating the object (made moments ago)."""
+        made = self.created.get(str(object_id))
+        return made is not None and time.monotonic() - made < self.replication_seconds
 
     def entra_claims(self, token: str) -> dict[str, str] | None:
         """The aud and tid of an Entra ID token this fake's tenant issued (None: not one)."""
@@ -498,7 +510,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                 message = f"The role definition '{role}' does not exist."
                 return self._arm_error(400, "RoleDefinitionDoesNotExist", message)
             principal = properties.get("principalId", "")
-            if principal not in fake.principals:
+            if principal not in fake.principals or fake.replicating(principal):
                 message = f"Principal {principal} does not exist in the directory {fake.tenant}."
                 return self._arm_error(400, "PrincipalNotFound", message)
             with fake.lock:
@@ -549,10 +561,13 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                 }
                 fake.applications[app["id"]] = app
                 fake.federated[app["id"]] = []
+                fake.created[app["id"]] = fake.created[app["appId"]] = time.monotonic()
                 return self._send(201, app)
             if path == "servicePrincipals" and method == "POST":
                 app_id = body.get("appId")
-                if not any(a["appId"] == app_id for a in fake.applications.values()):
+                if not any(a["appId"] == app_id for a in fake.applications.values()) or (
+                    fake.replicating(app_id)
+                ):
                     message = (
                         f"The appId '{app_id}' of the service principal does not reference "
                         "a valid application object."
@@ -565,6 +580,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                     )
                 principal = {**body, "id": str(uuid.uuid4())}
                 fake.principals[principal["id"]] = principal
+                fake.created[principal["id"]] = time.monotonic()
                 return self._send(201, principal)
             if match := re.fullmatch(r"(applications|servicePrincipals)/([^/]+)", path):
                 store = fake.applications if match[1] == "applications" else fake.principals
@@ -605,7 +621,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
             return self._send(200, body)
 
         def _federated(self, method: str, app: str, name: str | None, body: dict) -> None:
-            if app not in fake.applications:
+            if app not in fake.applications or fake.replicating(app):
                 return self._graph_error(404, "Request_ResourceNotFound", f"{app} not found")
             credentials = fake.federated[app]
             if method == "GET" and name is None:

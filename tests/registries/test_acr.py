@@ -3,6 +3,8 @@ service and /acr/v1, in front of a real distribution registry that enforces the 
 
 from __future__ import annotations
 
+import time
+
 import docker.errors
 import pytest
 import requests
@@ -317,3 +319,26 @@ def test_ci_trust_without_graph_rights_names_the_role(fake):
     with pytest.raises(RegistryError, match="Application Administrator"):
         nobody.ci_trust("student01", ["jun-2027/student01/classifier"], github)
     assert acr.revoke_ci_trust("jun-2027/") == []
+
+
+def test_ci_trust_waits_out_entra_ids_replication_of_what_it_just_made(fake):
+    """Graph refuses a service principal for an app made moments ago ("does not reference
+    a valid application object"), and its federated credentials and ARM's role assignment
+    the same way, until Entra ID has replicated it: each is waited out, not given up."""
+    waited: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        time.sleep(seconds / 4)  # a quarter of the backoff: the fake replicates in 0.5 s
+
+    acr = AcrRegistry(settings(fake), credential=EntraToken("entra-instructor"), sleep=sleep)
+    fake.replication_seconds = 0.5
+    try:
+        github = GitHubRepository.parse("github:acme-ml/student08-docker")
+        variables = acr.ci_trust("student08", ["jul-2027/student08/classifier"], github)
+    finally:
+        fake.replication_seconds = 0.0
+    assert waited, "nothing was refused while replicating"
+    app = next(a for a in fake.applications.values() if a["appId"] == variables["AZURE_CLIENT_ID"])
+    assert [c["subject"] for c in fake.federated[app["id"]]] == [github.subject]
+    assert acr.revoke_ci_trust("jul-2027/")
