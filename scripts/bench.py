@@ -113,6 +113,7 @@ def main() -> int:
 
 def bench_cloud(console, client, cloud, images, distro, rows) -> bool:  # noqa: ANN001
     """Image builds from the Debian archive, then cloud up/up/status/down."""
+    from workshop.labcloud.spec import validate_spec
 
     console.print("[dim]building the base image from the Debian archive (about a minute)...[/]")
     base = images.build_base(client, distro, force=True)
@@ -125,7 +126,7 @@ def bench_cloud(console, client, cloud, images, distro, rows) -> bool:  # noqa: 
     client.images.prune(filters={"dangling": True, "label": images.RECIPE_LABEL})
 
     cohort = f"bench-{secrets.token_hex(3)}"
-    spec = cloud.validate_spec(cohort, BENCH_STUDENTS, distro.key)
+    spec = validate_spec(cohort, BENCH_STUDENTS, distro.key)
     try:
         console.print(f"[dim]cloud up --students {BENCH_STUDENTS}...[/]")
         first, seconds = timed(lambda: cloud.up(spec))
@@ -202,13 +203,15 @@ def bench_site(cloud, distro: str) -> list[tuple[str, str, str]]:  # noqa: ANN00
     """On a fresh 1-VM and 4-VM cohort: prepare, site.yml and its idempotent second run,
     deploy --all into empty homes and again, and workshop check of Activity 1 with every
     student's work the reference solution."""
+    from workshop.labcloud.spec import paths, validate_spec
+
     rows: list[tuple[str, str, str]] = []
     firsts, checks = {}, {}
     for students in (1, BENCH_STUDENTS):
         cohort = f"bench-site{students}-{secrets.token_hex(2)}"
         try:
-            cloud.up(cloud.validate_spec(cohort, students, distro))
-            inventory = str(cloud.paths(cohort).inventory)
+            cloud.up(validate_spec(cohort, students, distro))
+            inventory = str(paths(cohort).inventory)
             seconds, result = workshop("prepare", "--cohort", cohort)
             rows.append(
                 (

@@ -51,6 +51,9 @@ def resolve(words: list[str]) -> tuple[Any, list[str]]:
     """The command the words name (Typer's own click types: groups have ``commands``)."""
     command = typer.main.get_command(app)
     rest = words
+    root = {opt for param in command.params for opt in param.opts}  # e.g. --verbose
+    while rest and rest[0] in root:
+        rest = rest[1:]
     while hasattr(command, "commands") and rest and rest[0] in command.commands:
         command, rest = command.commands[rest[0]], rest[1:]
     return command, rest

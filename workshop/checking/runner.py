@@ -31,8 +31,8 @@ from workshop.labs import bases, catalog
 def run_check(session: Session, check: CheckSettings) -> CheckResult:
     """One check; an unexpected failure of the check itself is an ``error``, not a crash."""
     started = time.monotonic()
-    _, function = KINDS[check.kind]
     try:
+        _, function = KINDS[check.kind]
         status, message, evidence = function(session, check)
     except TargetUnreachable:
         raise

@@ -19,6 +19,7 @@ from registries import push
 from registries.base import RegistryError
 from registries.local import LocalRegistry
 from workshop import state
+from workshop.checking import kinds
 from workshop.classroom import deploy
 from workshop.cohort import Cohort
 from workshop.errors import WorkshopError
@@ -68,6 +69,8 @@ def classroom_registry(cohort: Cohort) -> LocalRegistry:
 def prepare(cohort: Cohort, client: docker.DockerClient) -> PrepareReport:
     """Model, images in the registry, lab archives, and the preload list."""
     started = time.monotonic()
+    for lab in catalog.all_labs():  # a lab.yml the checks cannot read stops it before class
+        kinds.parse(lab)
     exported = classifier_model.prepare()
     report = PrepareReport(cohort.name, f"{exported.path} ({exported.size_mb:.0f} MB)")
     registry = classroom_registry(cohort)

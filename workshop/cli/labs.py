@@ -72,11 +72,22 @@ def images_build_bases(
 @friendly_errors
 def labs_list(as_json: JsonOption = False) -> None:
     """The labs, what each one teaches and the images it builds."""
+    from workshop.checking import kinds
     from workshop.labs import catalog
 
     labs = catalog.all_labs()
+    # Each lab's checks read by their kinds' models: a broken lab.yml is named here, and
+    # the JSON shows every setting of each check, defaults included.
+    checks = {lab.name: kinds.parse(lab) for lab in labs}
     if as_json:
-        typer.echo(json.dumps([lab.model_dump(mode="json") for lab in labs], indent=2))
+        listed = [
+            {
+                **lab.model_dump(mode="json"),
+                "checks": [check.model_dump(mode="json") for check in checks[lab.name]],
+            }
+            for lab in labs
+        ]
+        typer.echo(json.dumps(listed, indent=2))
         return
     table = Table(title="Labs")
     for column in ("lab", "lesson", "title", "images"):

@@ -12,13 +12,13 @@ import json
 from registries.base import RegistryError
 from registries.local import LocalRegistry
 from workshop.errors import WorkshopError
-from workshop.labcloud import cloud
+from workshop.labcloud.spec import paths, read_record
 
 
 def classroom_registry(cohort: str) -> LocalRegistry:
     """Cohort ``cohort``'s classroom registry; a cohort that is not up raises WorkshopError."""
-    record = cloud.read_record(cohort, "classroom registry")
-    files = cloud.paths(cohort)
+    record = read_record(cohort, "classroom registry")
+    files = paths(cohort)
     login = json.loads(files.registry_credentials.read_text())
 
     def student_password(student: str) -> str | None:
