@@ -335,6 +335,38 @@ class AcrRegistry:
             "repositories": [f"{self.login_server}/{repository}" for repository in repositories],
         }
 
+    def capacity(self, students: int, image_mb: float) -> str | None:
+        """ACR meters each tier (Basic, Standard, Premium): write operations a minute and
+        upload bandwidth. A class pushing at once (Activity 5) against them, named."""
+        registry = self._call(
+            f"read registry {self.settings.registry}",
+            lambda: self._mgmt.registries.get(self.settings.resource_group, self.settings.registry),
+        )
+        name = registry.sku.name  # the SDK's SkuName enum, or the string ARM sent
+        tier = str(getattr(name, "value", name))
+        if tier not in SKU_LIMITS:
+            return None
+        writes_per_minute, upload_mbps = SKU_LIMITS[tier]
+        # A push writes each layer (start, chunk, commit) and the manifest: about 3 per
+        # layer, layers about one per 40 MB of image, at least 5.
+        writes = students * (3 * max(5, round(image_mb / 40)) + 1)
+        minutes = students * image_mb * 8 / upload_mbps / 60
+        if writes <= writes_per_minute and minutes <= UPLOAD_MINUTES:
+            return None
+        better = next((name for name, (w, _) in SKU_LIMITS.items() if w > writes_per_minute), None)
+        return (
+            f"acr: {self.settings.registry} is {tier} ({writes_per_minute} write operations a "
+            f"minute, {upload_mbps} Mbps upload): {students} students pushing a "
+            f"{image_mb:.0f} MB image at once is about {writes} writes and "
+            f"{minutes:.0f} minutes of upload, so pushes are throttled (HTTP 429); "
+            + (
+                f"move it to {better} (az acr update --sku {better}) for the class, or have "
+                "students push in turns"
+                if better
+                else "have students push in turns"
+            )
+        )
+
     def revoke_student_credentials(self, prefix: str) -> list[str]:
         """Delete the tokens and scope maps that grant repositories under ``prefix``
         (``nov-2026/``) and nothing else: ownership by what a scope map allows, not by its
@@ -619,6 +651,12 @@ def _while_replicating(call: Callable[[], T], sleep: Callable[[float], None]) ->
                 raise
             sleep(min(30.0, 2.0**attempt))
     raise AssertionError("the loop returns or raises")
+
+
+# Each tier's write operations a minute and upload bandwidth (Mbps), as Azure documents
+# them ("Azure Container Registry service tiers"); ordered from the smallest.
+SKU_LIMITS = {"Basic": (100, 10), "Standard": (500, 20), "Premium": (2000, 50)}
+UPLOAD_MINUTES = 10  # longer than this for the class's pushes is a lesson lost
 
 
 def _grants_only(actions: list[str], prefix: str) -> bool:

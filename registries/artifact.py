@@ -372,6 +372,10 @@ class ArtifactRegistry:
                 ),
             )
 
+    def capacity(self, students: int, image_mb: float) -> str | None:
+        """Artifact Registry's write quota (thousands a minute per region) holds a class."""
+        return None
+
     def revoke_student_credentials(self, prefix: str) -> list[str]:
         """The students' writer grants live on their repositories: delete the Docker
         repositories under ``prefix`` that hold no image. A student who never pushed has

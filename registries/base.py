@@ -93,6 +93,11 @@ class Registry(Protocol):
         """Remove what ``ci_trust`` made for repositories under ``prefix``."""
         ...
 
+    def capacity(self, students: int, image_mb: float) -> str | None:
+        """Why this registry would throttle ``students`` pushing an ``image_mb`` image at
+        once (its tier's limits), or None when it has room."""
+        ...
+
 
 # GitHub's OIDC issuer and what a workflow run's token says about itself.
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"

@@ -329,6 +329,10 @@ class EcrRegistry:
         ]
         return [r.split(":repository/", 1)[1] for r in resources if ":repository/" in r]
 
+    def capacity(self, students: int, image_mb: float) -> str | None:
+        """ECR's limits (PutImage 10, layer uploads hundreds a second per region) hold a class."""
+        return None
+
     def revoke_student_credentials(self, prefix: str) -> list[str]:
         """Delete the /workshop/ IAM users whose push policy grants repositories under
         ``prefix`` (``nov-2026/``) and nothing else: ownership by what a user may do, not

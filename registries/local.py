@@ -169,6 +169,10 @@ class LocalRegistry:
             "repositories": [f"{self.address}/{repository}" for repository in repositories],
         }
 
+    def capacity(self, students: int, image_mb: float) -> str | None:
+        """A registry server of the classroom's own: no tier limits but its machine's."""
+        return None
+
     def revoke_student_credentials(self, prefix: str) -> list[str]:
         """Nothing to revoke: classroom logins live and die with the lab cloud."""
         return []

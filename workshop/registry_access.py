@@ -175,6 +175,21 @@ def _one_student(
     return access
 
 
+def capacity_notes(cohort: str, registries: dict[str, Registry], image_mb: float) -> list[str]:
+    """What each registry's tier says of the whole cohort pushing an ``image_mb`` image at
+    once (Activity 5): a line per registry that would throttle it."""
+    students = len(roster(cohort))
+    notes = []
+    for registry in registries.values():
+        try:
+            note = registry.capacity(students, image_mb)
+        except RegistryError as exc:
+            note = str(exc)
+        if note:
+            notes.append(note)
+    return notes
+
+
 def create(
     cohort: str, registries: dict[str, Registry], names: list[str], ci: str | None = None
 ) -> list[StudentAccess]:

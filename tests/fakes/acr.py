@@ -90,6 +90,7 @@ class AcrServer:
         # or federated credential naming the app, or a role assignment naming the
         # principal, is refused as the real services refuse it.
         self.replication_seconds = 0.0
+        self.sku = "Premium"  # the registry's tier (Basic, Standard, Premium)
         self.created: dict[str, float] = {}  # object id or appId -> when it was made
         # The Azure Policy that disables ARM-audience tokens for registry logins (Microsoft
         # recommends it): then /oauth2/exchange takes only containerregistry.azure.net.
@@ -321,7 +322,7 @@ def _handler(fake: AcrServer) -> type[BaseHTTPRequestHandler]:
                         "name": fake.name,
                         "type": "Microsoft.ContainerRegistry/registries",
                         "location": "westeurope",
-                        "sku": {"name": "Premium", "tier": "Premium"},
+                        "sku": {"name": fake.sku, "tier": fake.sku},
                         "properties": {
                             "loginServer": fake.login_server,
                             "provisioningState": "Succeeded",

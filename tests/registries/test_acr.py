@@ -342,3 +342,18 @@ def test_ci_trust_waits_out_entra_ids_replication_of_what_it_just_made(fake):
     app = next(a for a in fake.applications.values() if a["appId"] == variables["AZURE_CLIENT_ID"])
     assert [c["subject"] for c in fake.federated[app["id"]]] == [github.subject]
     assert acr.revoke_ci_trust("jul-2027/")
+
+
+def test_the_tier_is_named_when_the_class_pushing_at_once_would_be_throttled(acr, fake):
+    """Basic takes 100 write operations a minute and 10 Mbps up: 30 students pushing
+    Activity 5's image at once are throttled (429s), and the instructor is told first."""
+    fake.sku = "Basic"
+    try:
+        note = acr.capacity(30, 200)
+    finally:
+        fake.sku = "Premium"
+    assert note is not None
+    assert "is Basic (100 write operations a minute, 10 Mbps upload)" in note
+    assert "30 students" in note
+    assert "az acr update --sku Standard" in note
+    assert acr.capacity(10, 50) is None  # Premium, a small class, small images: room

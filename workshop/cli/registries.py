@@ -65,6 +65,14 @@ def registries_create(
             "student's repositories with OpenID Connect (no stored key).",
         ),
     ] = None,
+    image_mb: Annotated[
+        float,
+        typer.Option(
+            "--image-mb",
+            help="What each student's push uploads, in MB: their image less the shared base "
+            "layers (the registry's tier is checked against the class pushing at once).",
+        ),
+    ] = 200.0,
     as_json: JsonOption = False,
 ) -> None:
     """Give every student their repositories and credentials (written 0600 to their card)."""
@@ -76,6 +84,8 @@ def registries_create(
     if ci:  # a malformed --ci is refused before any registry is touched
         cohort_access.ci_repositories(ci, cohort_access.roster(cohort))
     opened, failed = _open_registries(names, config_file, cohort)
+    for note in cohort_access.capacity_notes(cohort, opened, image_mb):
+        err.print(f"[yellow]warning:[/] {note}", highlight=False)
     results = cohort_access.create(cohort, opened, wanted, ci)
     results += [cohort_access.StudentAccess("", name, error=error) for name, error in failed]
     if as_json:
