@@ -21,6 +21,7 @@ from workshop.cli.common import (
     inventory_arg,
     load_cohort,
     out,
+    safe,
 )
 from workshop.errors import WorkshopError
 from workshop.labcloud import spec
@@ -137,7 +138,7 @@ def check_table(report: Any) -> Table:
         # A verdict about the whole run (not started, unreachable, ...) says more than
         # the first check that failed because of it.
         whole = run.status not in ("passed", "failed", "error")
-        problem = (
+        problem = safe(
             run.message
             if whole
             else next((f"{c.name}: {c.message}" for c in run.checks if not c.passed), run.message)

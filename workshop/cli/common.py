@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 import docker.errors
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from registries.base import RegistryError
 from workshop.errors import WorkshopError
@@ -91,3 +93,21 @@ def quiet_sdks(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+
+
+# Terminal control sequences: OSC (a window title, a hyperlink, the clipboard), CSI
+# (cursor moves, colours, clearing the screen), other ESC pairs, and the bare C0/C1
+# controls (a carriage return that rewrites the line) but tab and newline.
+_CONTROLS = re.compile(
+    r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC ... BEL or ST
+    r"|\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
+    r"|\x1b[@-_]?"  # other ESC pairs
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # C0 and C1 controls but tab and newline
+)
+
+
+def safe(text: object) -> str:
+    """Text a student controls (a build's output, an answer, a name, a path), shown as it
+    is: never read as rich markup (a "[/]" in it raised MarkupError and lost every
+    scorecard; "[green]v[/]" faked a mark) and without terminal control sequences."""
+    return escape(_CONTROLS.sub("", str(text)))

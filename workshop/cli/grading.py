@@ -17,6 +17,7 @@ from workshop.cli.common import (
     friendly_errors,
     load_cohort,
     out,
+    safe,
 )
 from workshop.errors import WorkshopError
 
@@ -37,14 +38,14 @@ def grade_table(cards: list[Any]) -> Table:
         by_name = {result.name: result for result in card.requirements}
         cells = [marks.get(by_name[n].status, "?") if n in by_name else "-" for n in names]
         if card.status != grader.GRADED:
-            score, problem = f"[red]{card.status}[/]", card.message
+            score, problem = f"[red]{card.status}[/]", safe(card.message)
         else:
             colour = "green" if card.score == card.total else "red"
             score = f"[{colour}]{card.score}/{card.total}[/]"
             problem = next(
-                (f"{r.name}: {r.message}" for r in card.requirements if not r.passed), ""
+                (safe(f"{r.name}: {r.message}") for r in card.requirements if not r.passed), ""
             )
-        who = f"{card.student} ({card.source})" if card.student else card.source
+        who = safe(f"{card.student} ({card.source})" if card.student else card.source)
         table.add_row(who, *cells, score, card.size_limit or "-", str(len(card.warnings)), problem)
     table.caption = "  ".join(f"{n}={name}" for n, name in enumerate(names, start=1))
     return table
@@ -101,11 +102,11 @@ def grade_command(
 
     def progress(card: Any) -> None:
         if not as_json:
-            shown = card.student or card.source
+            shown = safe(card.student or card.source)
             err.print(
                 f"[dim]-> {shown}: {card.score}/{card.total} ({card.seconds:.0f}s)[/]"
                 if card.status == grader.GRADED
-                else f"[dim]-> {shown}: {card.status}: {card.message}[/]",
+                else f"[dim]-> {shown}: {card.status}: {safe(card.message)}[/]",
                 highlight=False,
             )
 
@@ -138,17 +139,24 @@ def grade_command(
         for card in cards:
             if (details or len(cards) == 1) and card.requirements:
                 out.print(
-                    f"[bold]{card.student or card.source}[/]: {card.message}", highlight=False
+                    f"[bold]{safe(card.student or card.source)}[/]: {safe(card.message)}",
+                    highlight=False,
                 )
                 for number, result in enumerate(card.requirements, start=1):
                     mark = marks.get(result.status, "?")
                     out.print(
-                        f"  {mark} {number}. {result.name}: {result.message}", highlight=False
+                        f"  {mark} {number}. {safe(result.name)}: {safe(result.message)}",
+                        highlight=False,
                     )
             if card.warnings:
-                out.print(f"[bold]{card.student or card.source}[/]: warnings", highlight=False)
+                out.print(
+                    f"[bold]{safe(card.student or card.source)}[/]: warnings", highlight=False
+                )
                 for warning in card.warnings:
-                    out.print(f"  [yellow]{warning.code}[/]: {warning.message}", highlight=False)
+                    out.print(
+                        f"  [yellow]{safe(warning.code)}[/]: {safe(warning.message)}",
+                        highlight=False,
+                    )
     if html:
         from workshop import state
 
@@ -156,5 +164,5 @@ def grade_command(
         err.print(f"Scorecards: {html.resolve()}", highlight=False)
     failed = [card.student or card.source for card in cards if card.status != grader.GRADED]
     if failed:
-        err.print(f"[bold red]not graded:[/] {', '.join(failed)}", highlight=False)
+        err.print(f"[bold red]not graded:[/] {safe(', '.join(failed))}", highlight=False)
         raise typer.Exit(1)

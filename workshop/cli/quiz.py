@@ -14,6 +14,7 @@ from workshop.cli.common import (
     err,
     friendly_errors,
     out,
+    safe,
 )
 
 app = typer.Typer(help="The module's quiz: the student handout, and grading the answers.")
@@ -59,30 +60,30 @@ def quiz_grade(
                 if result.passed
                 else "[red]not passed[/]"
                 if result.status == quiz.GRADED
-                else f"[yellow]not graded[/]: {result.message}"
+                else f"[yellow]not graded[/]: {safe(result.message)}"
             )
             score = f"{result.score}/{result.total}" if result.status == quiz.GRADED else "-"
-            table.add_row(result.student or "-", result.file, score, verdict)
+            table.add_row(safe(result.student or "-"), safe(result.file), score, verdict)
         out.print(table)
         for result in results:
             shown = [a for a in result.answers if details or a.review]
             if shown or result.warnings:
-                out.print(f"[bold]{result.student}[/] ({result.file})", highlight=False)
+                out.print(f"[bold]{safe(result.student)}[/] ({safe(result.file)})", highlight=False)
             for answer in shown:
                 mark = "[green]✓[/]" if answer.correct else "[red]✗[/]"
-                line = f"  {mark} {answer.id}. {answer.given or '(no answer)'}"
+                line = f"  {mark} {answer.id}. {safe(answer.given) or '(no answer)'}"
                 if answer.kind == "choice" and not answer.correct:
                     line += f" (key: {answer.expected}{'; ' + answer.note if answer.note else ''})"
                 if answer.kind == "short" and answer.given:
-                    named = ", ".join(answer.matched) or "nothing"
+                    named = safe(", ".join(answer.matched)) or "nothing"
                     wanted = "; ".join(" / ".join(group) for group in answer.missing)
                     line += f"\n      named: {named}" + (f"; not named: {wanted}" if wanted else "")
                     if answer.review:
                         line += "\n      [yellow]review[/]: model answer: " + answer.expected
                 out.print(line, highlight=False)
             for warning in result.warnings:
-                out.print(f"  [yellow]warning[/]: {warning}", highlight=False)
+                out.print(f"  [yellow]warning[/]: {safe(warning)}", highlight=False)
     failed = [result.file for result in results if result.status != quiz.GRADED]
     if failed:
-        err.print(f"[bold red]not graded:[/] {', '.join(failed)}", highlight=False)
+        err.print(f"[bold red]not graded:[/] {safe(', '.join(failed))}", highlight=False)
         raise typer.Exit(1)
