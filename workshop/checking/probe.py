@@ -22,6 +22,7 @@ import os
 import random
 import re
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -69,16 +70,42 @@ def multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+FILE_LIMIT = 16 * 1024 * 1024  # a request body the checks send: a photograph, a JSON file
+
+
+class Refused(Exception):
+    """A file of the student's that is not theirs to send (a link out, a device, too big)."""
+
+
+def read_within(path: str, within: str | None, limit: int = FILE_LIMIT) -> bytes:
+    """A regular file of the lab directory ``within``: a link that leads out of it (to
+    /proc/self/environ, another user's file), a device (/dev/zero) or a file over
+    ``limit`` is refused, never read."""
+    real = os.path.realpath(path)
+    if within is not None:
+        root = os.path.realpath(within)
+        if os.path.commonpath([root, real]) != root:
+            raise Refused(f"{os.path.basename(path)} leads outside the lab directory")
+    descriptor = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise Refused(f"{os.path.basename(path)} is not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise Refused(f"{os.path.basename(path)} is over {limit // (1024 * 1024)} MB")
+    return data
+
+
 def request_body(args: argparse.Namespace) -> tuple[bytes | None, str | None]:
+    within = getattr(args, "within", None)
     if getattr(args, "file", None):
-        with open(args.file, "rb") as handle:
-            return multipart(args.field, os.path.basename(args.file), handle.read())
+        data = read_within(args.file, within)
+        return multipart(args.field, os.path.basename(args.file), data)
     if getattr(args, "random_png", None):
         data = random_png(args.random_png, seed=time.time_ns())
         return multipart(args.field, "noise.png", data)
     if getattr(args, "json_file", None):
-        with open(args.json_file, "rb") as handle:
-            return handle.read(), "application/json"
+        return read_within(args.json_file, within), "application/json"
     if getattr(args, "json", None):
         return args.json.encode(), "application/json"
     return None, None
@@ -347,6 +374,7 @@ def layers(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="probe")
+    parser.add_argument("--within", help="the lab directory: files sent are read from it only")
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("http")
     one.add_argument("method")
@@ -375,7 +403,11 @@ def main() -> None:
     scanner.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     handler = {"http": http, "wait": wait, "graceful": graceful, "layers": layers}[args.command]
-    json.dump(handler(args), sys.stdout)
+    try:
+        answer = handler(args)
+    except (Refused, OSError) as exc:
+        answer = {"error": str(exc) if isinstance(exc, Refused) else f"cannot read: {exc}"}
+    json.dump(answer, sys.stdout)
 
 
 if __name__ == "__main__":

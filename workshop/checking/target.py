@@ -20,6 +20,19 @@ import paramiko
 from fabric import Connection
 
 PROBE = Path(__file__).with_name("probe.py")
+READ_LIMIT = 1024 * 1024  # a Dockerfile, a README, a requirements file
+# Reads one file of a lab directory (argv: the directory, the file, the limit) the way
+# probe.read_within does: inside the directory after links, regular, within the limit.
+READER = (
+    "import os,stat,sys\n"
+    "root=os.path.realpath(sys.argv[1]);real=os.path.realpath(os.path.join(root,sys.argv[2]))\n"
+    "if os.path.commonpath([root,real])!=root: sys.exit('outside the lab directory')\n"
+    "fd=os.open(real,os.O_RDONLY|os.O_NONBLOCK)\n"
+    "if not stat.S_ISREG(os.fstat(fd).st_mode): sys.exit('not a regular file')\n"
+    "data=os.read(fd,int(sys.argv[3])+1)\n"
+    "if len(data)>int(sys.argv[3]): sys.exit('too big')\n"
+    "sys.stdout.write(data.decode(errors='replace'))\n"
+)
 # The Docker CLI directory holding the buildx plugin `make setup` fetches (see LocalTarget).
 BUILDX_CONFIG = Path(__file__).resolve().parents[2] / ".cache" / "docker-cli"
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -74,16 +87,30 @@ class Target(ABC):
         """Run ``argv`` in ``cwd`` (default: the lab directory)."""
 
     def probe(self, *args: str, timeout: float = 120) -> dict[str, Any]:
-        """Run ``probe.py`` there with ``args``; its one JSON object, or ``{"error": ...}``."""
-        result = self.run(["python3", "-", *args], stdin=PROBE.read_text(), timeout=timeout)
+        """Run ``probe.py`` there with ``args``; its one JSON object, or ``{"error": ...}``.
+        Isolated (``-I``) and from ``/``: a module in the student's directory (a
+        ``json.py``) is never imported in place of the standard library's; the files it
+        sends are read from the lab directory only."""
+        result = self.run(
+            ["python3", "-I", "-", "--within", self.workdir, *args],
+            stdin=PROBE.read_text(),
+            timeout=timeout,
+            cwd="/",
+        )
         try:
             return dict(json.loads(result.stdout))
         except ValueError:
             return {"error": f"the probe failed (exit {result.rc}): {result.tail()}"}
 
-    def read_text(self, relative: str) -> str | None:
-        """A file of the lab directory, or None when it is not there."""
-        result = self.run(["cat", "--", relative], timeout=30)
+    def read_text(self, relative: str, limit: int = READ_LIMIT) -> str | None:
+        """A regular file of the lab directory, or None when it is not there, leads out of
+        it (a link to /proc/self/environ), is not a regular file (/dev/zero) or is over
+        ``limit`` bytes: a student's file is never followed out of their work."""
+        result = self.run(
+            ["python3", "-I", "-c", READER, self.workdir, relative, str(limit)],
+            timeout=30,
+            cwd="/",
+        )
         return result.stdout if result.ok else None
 
     def exists(self, relative: str = ".") -> bool:

@@ -168,7 +168,9 @@ def check_build_secret(session: Session, check: BuildSecret) -> Outcome:
     with session.scratch() as scratch:
         saved = session.docker("save", "-o", f"{scratch}/image.tar", built.tag, timeout=300)
         scan = session.target.run(
-            ["python3", "-c", _SCAN_SAVED, f"{scratch}/image.tar", value], timeout=300, cwd="/"
+            ["python3", "-I", "-c", _SCAN_SAVED, f"{scratch}/image.tar", value],
+            timeout=300,
+            cwd="/",
         )
     if not (history.ok and config.ok and saved.ok and scan.ok):
         broken = next(r for r in (history, config, saved, scan) if not r.ok)
