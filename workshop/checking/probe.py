@@ -34,6 +34,9 @@ import urllib.request
 import zlib
 
 BODY_LIMIT = 65536
+# The most of an answer the probe reads: a PNG or JSON the checks look at; a service that
+# streams without end is cut here, not read into memory.
+READ_LIMIT = 32 * 1024 * 1024
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -119,9 +122,9 @@ def http(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=args.timeout) as response:  # noqa: S310
-            status, headers, raw = response.status, response.headers, response.read()
+            status, headers, raw = response.status, response.headers, response.read(READ_LIMIT)
     except urllib.error.HTTPError as exc:
-        status, headers, raw = exc.code, exc.headers, exc.read()
+        status, headers, raw = exc.code, exc.headers, exc.read(READ_LIMIT)
     except (OSError, urllib.error.URLError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "seconds": time.monotonic() - started}
     answer = {

@@ -21,6 +21,7 @@ from fabric import Connection
 
 PROBE = Path(__file__).with_name("probe.py")
 READ_LIMIT = 1024 * 1024  # a Dockerfile, a README, a requirements file
+OUTPUT_LIMIT = 8 * 1024 * 1024  # of a command's stdout (and of its stderr) on a VM
 # Reads one file of a lab directory (argv: the directory, the file, the limit) the way
 # probe.read_within does: inside the directory after links, regular, within the limit.
 READER = (
@@ -243,9 +244,9 @@ class VmTarget(Target):
             out, err = bytearray(), bytearray()
             while True:
                 if channel.recv_ready():
-                    out += channel.recv(65536)
+                    _bounded(out, channel.recv(65536))
                 elif channel.recv_stderr_ready():
-                    err += channel.recv_stderr(65536)
+                    _bounded(err, channel.recv_stderr(65536))
                 elif channel.exit_status_ready():
                     break
                 elif time.monotonic() - started > timeout:
@@ -258,8 +259,8 @@ class VmTarget(Target):
                 else:
                     time.sleep(0.01)
             while channel.recv_ready() or channel.recv_stderr_ready():
-                out += channel.recv(65536) if channel.recv_ready() else b""
-                err += channel.recv_stderr(65536) if channel.recv_stderr_ready() else b""
+                _bounded(out, channel.recv(65536) if channel.recv_ready() else b"")
+                _bounded(err, channel.recv_stderr(65536) if channel.recv_stderr_ready() else b"")
             rc = channel.recv_exit_status()
         finally:
             channel.close()
@@ -269,3 +270,11 @@ class VmTarget(Target):
             err.decode(errors="replace"),
             time.monotonic() - started,
         )
+
+
+def _bounded(kept: bytearray, more: bytes) -> None:
+    """Add ``more`` to ``kept`` up to OUTPUT_LIMIT (what is past it is read and dropped):
+    a student's command that prints without end cannot fill the instructor's memory."""
+    room = OUTPUT_LIMIT - len(kept)
+    if room > 0:
+        kept += more[:room]

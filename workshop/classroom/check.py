@@ -11,6 +11,7 @@ the others finish. Each result is kept in ``state/<cohort>/checks/<lab>/<login>.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import paramiko
+from invoke.exceptions import CommandTimedOut
 
 from workshop import checking, ssh, state
 from workshop.checking.target import TargetUnreachable, VmTarget
@@ -50,7 +52,9 @@ def _check_one(
 ) -> checking.LabRun:
     try:
         with ssh.connect(host.ssh_target()) as connection:
-            found = connection.run(f"getent passwd {student.login}", hide=True, warn=True)
+            found = connection.run(
+                shlex.join(["getent", "passwd", student.login]), hide=True, warn=True, timeout=60
+            )
             if not found.ok:
                 return checking.LabRun(
                     lab.name,
@@ -64,7 +68,7 @@ def _check_one(
                 cohort.registry or "", student.login, cohort.password(student.login), starter
             )
             return checking.run_lab(lab, target, env)
-    except (OSError, EOFError, paramiko.SSHException, TargetUnreachable) as exc:
+    except (OSError, EOFError, paramiko.SSHException, TargetUnreachable, CommandTimedOut) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return checking.LabRun(
             lab.name,

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from workshop.checking import target
 from workshop.checking.target import LocalTarget
 
 
@@ -82,3 +83,39 @@ def test_an_ordinary_file_is_read(tmp_path):
     (work / "docs" / "README.md").write_text("# Build\n")
     (work / "README.md").symlink_to("docs/README.md")
     assert LocalTarget(work).read_text("README.md") == "# Build\n"
+
+
+def test_a_service_that_answers_without_end_is_read_only_so_far(tmp_path):
+    """An answer streamed forever (a hostile or broken service) is cut at the probe's
+    limit: the check goes on instead of filling memory or waiting out its timeout."""
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                while True:
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/health"
+        seen = LocalTarget(tmp_path).probe("http", "GET", url, timeout=60)
+    finally:
+        httpd.shutdown()
+    assert seen.get("status") == 200, seen
+    assert len(seen["body"]) <= 65536
+
+
+def test_a_vms_output_is_kept_up_to_its_bound():
+    kept = bytearray()
+    for _ in range(3):
+        target._bounded(kept, b"y" * (target.OUTPUT_LIMIT // 2))
+    assert len(kept) == target.OUTPUT_LIMIT
