@@ -148,7 +148,7 @@ def load(cohort: str, inventory: Path | None = None) -> Cohort:
         key = found.get("ansible_ssh_private_key_file")
         students = tuple(
             Student(
-                entry["login"],
+                _login(path, member.name, entry),
                 entry.get("name", entry["login"]),
                 member.name,
                 entry.get("ssh_public_key"),
@@ -183,6 +183,22 @@ def load(cohort: str, inventory: Path | None = None) -> Cohort:
         lab_cloud=bool(first.get("workshop_lab_cloud", False)),
         hosts=tuple(hosts),
     )
+
+
+# A Linux login as the students role makes it (useradd's rules, as the preflight role
+# checks them): nothing else reaches an SSH command line, a sudo -u or a state path.
+LOGIN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def _login(inventory: Path, host: str, entry: Any) -> str:
+    login = str(entry.get("login", "")) if isinstance(entry, dict) else ""
+    if not LOGIN.fullmatch(login):
+        raise WorkshopError(
+            f"{inventory}: host {host}: workshop_students entry {entry!r} has no valid login "
+            "(lower-case letters, digits, '_' and '-', starting with a letter or '_', 32 at "
+            "most): fix the inventory"
+        )
+    return login
 
 
 def ssh_command(host: Host, login: str) -> str:

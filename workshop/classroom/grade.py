@@ -11,6 +11,7 @@ student's scorecard, the others finish. Scorecards are kept in
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ def _on_vm(cohort: Cohort, host: Host, student: Student, limits: grader.Limits) 
     try:
         with ssh.connect(host.ssh_target()) as connection:
             found = connection.run(
-                f"getent passwd {student.login}", hide=True, warn=True, timeout=60
+                shlex.join(["getent", "passwd", student.login]), hide=True, warn=True, timeout=60
             )
             if not found.ok:
                 return grader.Scorecard(where, message=f"no account {student.login} on {host.name}")
