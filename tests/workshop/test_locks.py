@@ -3,10 +3,14 @@ not wait (two builds of the same image never run at once, different images do)."
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
+import pytest
+
 from workshop import locks
+from workshop.errors import WorkshopError
 
 
 def hold(name: str, seconds: float, log: list[tuple[str, str, float]], who: str) -> None:
@@ -30,3 +34,32 @@ def test_the_same_name_waits_and_another_name_does_not():
     at = {(who, what): when for who, what, when in log}
     assert at[("same", "in")] >= at[("first", "out")]
     assert at[("other", "in")] < at[("first", "out")]
+
+
+@pytest.mark.parametrize("planted", ["another user's directory", "a link", "open to all"])
+def test_a_lock_directory_someone_else_planted_is_refused(tmp_path, monkeypatch, planted):
+    monkeypatch.setattr(locks.tempfile, "gettempdir", lambda: str(tmp_path))
+    directory = tmp_path / f"workshop-locks-{os.geteuid()}"
+    if planted == "a link":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        directory.symlink_to(tmp_path / "elsewhere")
+    else:
+        directory.mkdir(mode=0o700)
+        if planted == "open to all":
+            directory.chmod(0o777)
+        else:
+            os.chown(directory, 65534, 65534)  # nobody
+    with pytest.raises(WorkshopError, match="not a private directory"), locks.exclusive("x"):
+        pass
+
+
+def test_a_link_planted_as_a_lock_file_is_not_followed(tmp_path, monkeypatch):
+    monkeypatch.setattr(locks.tempfile, "gettempdir", lambda: str(tmp_path))
+    with locks.exclusive("warm up"):
+        pass
+    target = tmp_path / "victim"
+    target.write_text("intact")
+    (tmp_path / f"workshop-locks-{os.geteuid()}" / "x.lock").symlink_to(target)
+    with pytest.raises(OSError, match="symbolic links"), locks.exclusive("x"):
+        pass
+    assert target.read_text() == "intact"
