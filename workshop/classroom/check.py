@@ -102,6 +102,7 @@ def check_cohort(
         state.write_file(
             results_dir(cohort, lab.name) / f"{person.login}.json",
             json.dumps(run.to_dict(), indent=2) + "\n",
+            secret=True,  # a student's results: theirs and the instructor's only
         )
         if on_result:
             on_result(run)

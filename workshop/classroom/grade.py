@@ -95,6 +95,7 @@ def grade_cohort(
         state.write_file(
             cohort.state_dir / GRADES_DIR / f"{person.login}.json",
             json.dumps(card.to_dict(), indent=2) + "\n",
+            secret=True,  # a student's grade: theirs and the instructor's only
         )
         if on_card:
             on_card(card)
