@@ -12,6 +12,7 @@ after; a submission that cannot be built or never answers gets a scorecard that 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import os
@@ -19,6 +20,7 @@ import re
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -222,6 +224,21 @@ def _is_git_url(source: str) -> bool:
     return path.is_dir() and (path / "HEAD").is_file() and (path / "objects").is_dir()
 
 
+def _without_credentials(url: str) -> tuple[str, str | None]:
+    """An https URL without its ``user:token@`` and the Authorization header that carries
+    them instead, so the token never stands on a command line."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.username is None:
+        return url, None
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), f"Authorization: Basic {token}"
+
+
 def fetch(source: str, scratch: Path, timeout: float = CLONE_TIMEOUT) -> Path | str:
     """The submission's directory: ``source`` itself, or a clone of it in ``scratch``;
     else why not. A clone never waits for a password or a host key."""
@@ -237,9 +254,14 @@ def fetch(source: str, scratch: Path, timeout: float = CLONE_TIMEOUT) -> Path | 
         "GIT_ASKPASS": "true",
         "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o ConnectTimeout=15",
     }
+    url, header = _without_credentials(source)
+    if header:  # an environment is the process's own; a command line is everyone's (ps)
+        environment.update(
+            GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader", GIT_CONFIG_VALUE_0=header
+        )
     try:
         cloned = subprocess.run(
-            ["git", "clone", "--depth", "1", "--quiet", "--", source, str(destination)],
+            ["git", "clone", "--depth", "1", "--quiet", "--", url, str(destination)],
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -6,10 +6,13 @@ removed. The expected verdicts follow the assignment's requirements, not the sam
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -438,3 +441,87 @@ def test_cli_details_show_every_requirements_evidence() -> None:
     assert shown.returncode == 0, shown.stderr
     assert "1. multi-stage build: 2 stages; the final one copies from train" in shown.stdout
     assert re.search(r"5\. graceful shutdown: .* exited 0 [0-9.]+s after docker stop", shown.stdout)
+
+
+def test_a_clone_url_token_never_stands_on_the_command_line(tmp_path, monkeypatch):
+    """https://user:token@host/repo: the token reaches the server as an Authorization
+    header from git's environment; the command line (what `ps` shows everyone) has none."""
+    bare = tmp_path / "practical.git"
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "Dockerfile").write_text("FROM scratch\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q", str(work)], check=True)
+    subprocess.run([*git, "-C", str(work), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(work), "commit", "-qm", "x"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    subprocess.run(["git", "-C", str(bare), "update-server-info"], check=True)
+    expected = "Basic " + base64.b64encode(b"student07:s3cr3t-t0ken").decode()
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        """git's smart HTTP (`git http-backend` as CGI), behind Basic authentication."""
+
+        def do_GET(self):
+            self.serve()
+
+        def do_POST(self):
+            self.serve()
+
+        def serve(self):
+            seen.append(self.headers.get("Authorization"))
+            if self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                self.end_headers()
+                return
+            path, _, query = self.path.partition("?")
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            cgi = subprocess.run(
+                ["git", "http-backend"],
+                input=body,
+                capture_output=True,
+                check=True,
+                env={
+                    "GIT_PROJECT_ROOT": str(tmp_path),
+                    "GIT_HTTP_EXPORT_ALL": "1",
+                    "PATH_INFO": path,
+                    "QUERY_STRING": query,
+                    "REQUEST_METHOD": self.command,
+                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                    "CONTENT_LENGTH": str(len(body)),
+                },
+            )
+            head, _, payload = cgi.stdout.partition(b"\r\n\r\n")
+            headers = dict(
+                line.split(": ", 1) for line in head.decode().split("\r\n") if ": " in line
+            )
+            self.send_response(int(headers.pop("Status", "200").split()[0]))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *_args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    commands: list[list[str]] = []
+    real_run = subprocess.run
+
+    def spy(argv, *args, **kwargs):
+        commands.append(list(argv))
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(grader.subprocess, "run", spy)
+    url = f"http://student07:s3cr3t-t0ken@127.0.0.1:{httpd.server_address[1]}/practical.git"
+    try:
+        cloned = grader.fetch(url, tmp_path / "scratch")
+    finally:
+        httpd.shutdown()
+    assert isinstance(cloned, Path), cloned
+    assert (cloned / "Dockerfile").read_text() == "FROM scratch\n"
+    assert expected in seen, "the token reached the server"
+    assert not any("s3cr3t-t0ken" in word for argv in commands for word in argv), commands
