@@ -148,20 +148,21 @@ def test_students_homes_are_closed_to_other_users(provisioned, lab_cloud):
 def test_a_link_in_a_students_home_hands_root_nothing(provisioned, lab_cloud):
     """~/.docker made a link to a root-owned directory: the registry stage, which writes
     the student's login there, acts as the student, so the directory stays root's and
-    nothing lands in it. (As root it followed the link: chown and chmod of /etc/cron.d.)"""
+    nothing lands in it. (As root it followed the link: chown, chmod, and a file in it.)"""
     vm = lab_cloud["vms"][0]
     inventory = Path(lab_cloud["state_dir"]) / "inventory.yml"
+    owned = "/srv/root-only"  # as /etc/cron.d or /etc/sudoers.d would be
     with connect(admin(lab_cloud, vm)) as conn:
-        before = conn.run("stat -c '%U %a' /etc/cron.d", hide=True).stdout.strip()
-        conn.sudo("sh -c 'rm -rf ~/.docker && ln -s /etc/cron.d ~/.docker'", user="student01")
+        conn.sudo(f"install -d -m 0755 -o root -g root {owned}", hide=True)
+        conn.sudo(f"sh -c 'rm -rf ~/.docker && ln -s {owned} ~/.docker'", user="student01")
     try:
         playbook(inventory, "--tags", "registry", "--limit", "student-01")
         with connect(admin(lab_cloud, vm)) as conn:
-            assert conn.run("stat -c '%U %a' /etc/cron.d", hide=True).stdout.strip() == before
-            assert conn.run("test -e /etc/cron.d/config.json", warn=True, hide=True).failed
+            assert conn.run(f"stat -c '%U %a' {owned}", hide=True).stdout.strip() == "root 755"
+            assert conn.run(f"test -e {owned}/config.json", warn=True, hide=True).failed
     finally:
         with connect(admin(lab_cloud, vm)) as conn:
-            conn.sudo("rm -f /home/student01/.docker", hide=True)
+            conn.sudo(f"rm -rf /home/student01/.docker {owned}", hide=True)
         restored = playbook(inventory, "--tags", "registry", "--limit", "student-01")
         assert restored.returncode == 0, restored.stdout[-2000:]
 
