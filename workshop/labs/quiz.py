@@ -172,7 +172,33 @@ def _choice_letter(given: str, options: dict[str, str]) -> str | None:
     return match.group(1) if match and match.group(1) in options else None
 
 
-def score_answer(question: Question, given: Any) -> Answer:
+# A short answer is "a sentence or two": one much longer is read by the instructor.
+LONG_ANSWER_WORDS = 80
+
+
+def _given_by_question(question: Question) -> set[str]:
+    """The keywords the question's own text already names: repeating them shows nothing."""
+    text = _normalise(question.text)
+    return {word for group in question.groups for word in group if _names(text, word)}
+
+
+def _named_groups(question: Question, normal: str) -> tuple[list[str], list[list[str]]]:
+    """(the first word named of each group, the groups not named), the question's own
+    words left out."""
+    given = _given_by_question(question)
+    matched, missing = [], []
+    for group in question.groups:
+        found = next((w for w in group if w not in given and _names(normal, w)), None)
+        if found:
+            matched.append(found)
+        else:
+            missing.append(group)
+    return matched, missing
+
+
+def score_answer(question: Question, given: Any, others: list[Question] | None = None) -> Answer:
+    """One answer. A short answer also scoring the keywords of other questions is a list
+    of the quiz's keywords, not an answer: not counted, and shown for review."""
     text = "" if given is None else str(given).strip()
     if question.kind == "choice":
         letter = _choice_letter(text, question.options)
@@ -186,14 +212,24 @@ def score_answer(question: Question, given: Any) -> Answer:
             note=note if text else "no answer",
         )
     normal = _normalise(text)
-    matched, missing = [], []
-    for group in question.groups:
-        found = next((word for word in group if _names(normal, word)), None)
-        if found:
-            matched.append(found)
-        else:
-            missing.append(group)
+    matched, missing = _named_groups(question, normal)
     correct = len(matched) >= question.need
+    note = "" if text else "no answer"
+    dumped = [
+        other.id
+        for other in others or []
+        if other.id != question.id
+        and other.kind == "short"
+        and len(_named_groups(other, normal)[0]) >= other.need
+    ]
+    if len(dumped) >= 2:
+        correct = False
+        note = (
+            f"it also answers questions {', '.join(map(str, dumped))}: a list of keywords, "
+            "not counted until you have read it"
+        )
+    elif len(text.split()) > LONG_ANSWER_WORDS:
+        note = f"over {LONG_ANSWER_WORDS} words: read it"
     return Answer(
         question.id,
         question.kind,
@@ -202,8 +238,8 @@ def score_answer(question: Question, given: Any) -> Answer:
         question.model_answer.strip(),
         matched=matched,
         missing=missing,
-        review=bool(text) and not correct,
-        note="" if text else "no answer",
+        review=bool(text) and (not correct or bool(note)),
+        note=note,
     )
 
 
@@ -237,7 +273,10 @@ def grade_file(path: Path, quiz: Quiz) -> QuizResult:
         f"question {number} is not in the quiz; ignored" for number in sorted(set(given) - known)
     ]
     result.student = str(raw.get("student") or "").strip() or path.stem
-    result.answers = [score_answer(question, given.get(question.id)) for question in quiz.questions]
+    result.answers = [
+        score_answer(question, given.get(question.id), quiz.questions)
+        for question in quiz.questions
+    ]
     result.score = sum(answer.correct for answer in result.answers)
     result.passed = result.score >= quiz.pass_mark
     result.status = GRADED

@@ -17,32 +17,32 @@ from workshop.labs import quiz
 # How a student who knows the material answers: letters in any of the usual forms, short
 # answers in their own words (not the model answers).
 RIGHT = {
-    1: "B",
-    2: "(b)",
-    3: "b) they are deleted with the container",
+    1: "C",
+    2: "(d)",
+    3: "a) they are deleted with the container",
     4: "Linux namespaces isolate what it sees, and control groups cap CPU and memory",
-    5: "b",
+    5: "c",
     6: "b",
-    7: "b. exec form",
+    7: "d. exec form",
     8: "a",
     9: "The USER instruction; as root, an exploit in the model server gets root privileges",
     10: "a",
-    11: "b",
+    11: "c",
     12: "The final stage has no build-essential compilers and no pip cache",
     13: "a",
     14: "c",
     15: "A BuildKit secret mount: RUN --mount=type=secret,id=pypi plus docker build --secret",
     16: "b",
     17: "b",
-    18: "b",
+    18: "d",
     19: "Run nvidia-smi -l 1 in another terminal",
     20: "deploy.resources.reservations.devices with driver nvidia and capabilities [gpu]",
 }
 # Plausible wrong answers, one per question.
 WRONG = {
     1: "a",
-    2: "d",
-    3: "a",
+    2: "a",
+    3: "c",
     4: "chroot and ulimit",
     5: "a",
     6: "c",
@@ -187,3 +187,80 @@ def test_the_command_prints_the_table_and_review_and_fails_for_an_ungraded_file(
     as_json = subprocess.run([*command[:-1], "--json"], capture_output=True, text=True, check=True)
     [result] = json.loads(as_json.stdout)
     assert (result["student"], result["score"], result["passed"]) == ("student07", 15, True)
+
+
+def test_the_key_is_spread_over_the_letters():
+    """No letter is a safe guess: each is the answer of at most a third of the questions."""
+    choices = [q for q in quiz.load().questions if q.kind == "choice"]
+    for letter in "abcd":
+        share = sum(q.answer == letter for q in choices)
+        assert share * 3 <= len(choices), (letter, share)
+
+
+def test_every_group_can_be_named_without_repeating_the_question():
+    """A keyword the question itself uses does not count, so every group must have one
+    the student has to know."""
+    for question in quiz.load().questions:
+        text = quiz._normalise(question.text)
+        for group in question.groups:
+            assert any(not quiz._names(text, word) for word in group), (question.id, group)
+
+
+# Every keyword of the quiz, as a student who games a keyword grader writes it.
+DUMP = (
+    "namespaces cgroups USER root privileges compilers build tools pip cache source tests "
+    "BuildKit mount type=secret secret id nvidia-smi nvtop deploy reservations devices gpus"
+)
+
+
+@pytest.mark.parametrize("letter", list("abcd"))
+def test_a_gamed_sheet_does_not_pass_and_its_keyword_lists_are_flagged(tmp_path, letter):
+    key = quiz.load()
+    gamed = {q.id: (letter if q.kind == "choice" else DUMP) for q in key.questions}
+    [result] = quiz.grade_files([write_answers(tmp_path, f"gamer-{letter}", gamed)])
+    assert not result.passed, result.score
+    shorts = [a for a in result.answers if a.kind == "short"]
+    assert all(not a.correct and a.review for a in shorts)
+    assert all("also answers questions" in a.note for a in shorts)
+
+
+def test_words_the_question_gives_do_not_score():
+    key = {q.id: q for q in quiz.load().questions}
+    assert not quiz.score_answer(key[15], "use a secret, a private one").correct
+    assert not quiz.score_answer(key[9], "USER, because root").correct  # 'root' is given
+    assert quiz.score_answer(key[9], "USER, because root in the container can escape").correct
+
+
+# Other ways a student who knows it answers the short questions (their words, not the key's).
+PARAPHRASES = {
+    4: ["kernel namespaces and cgroups", "control groups limit it; namespaces isolate it"],
+    9: ["USER appuser: a bug in the server would otherwise have root privileges on the box"],
+    12: ["gcc and the other build deps stay in the builder, and so does the pip cache"],
+    15: [
+        "docker build --secret id=npmrc,src=$HOME/.npmrc then RUN --mount=type=secret,id=npmrc",
+        "with buildx, a secret mount in the RUN step",
+    ],
+    19: ["watch -n1 nvidia-smi", "nvtop"],
+    20: ["under deploy: resources: reservations: devices: - driver: nvidia, capabilities: [gpu]"],
+}
+
+
+@pytest.mark.parametrize(
+    ("number", "answer"), [(n, a) for n, answers in PARAPHRASES.items() for a in answers]
+)
+def test_a_knowing_paraphrase_still_scores(number, answer):
+    key = quiz.load()
+    question = next(q for q in key.questions if q.id == number)
+    scored = quiz.score_answer(question, answer, key.questions)
+    assert scored.correct, (scored.matched, scored.missing, scored.note)
+    assert not scored.review
+
+
+def test_a_long_answer_is_read_by_the_instructor_but_keeps_its_point():
+    key = quiz.load()
+    question = next(q for q in key.questions if q.id == 4)
+    long = "Namespaces isolate what the process sees and cgroups cap it. " + "Really. " * 90
+    scored = quiz.score_answer(question, long, key.questions)
+    assert scored.correct
+    assert scored.review
+    assert "over 80 words" in scored.note
