@@ -16,6 +16,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 WORKSHOP = Path(sys.executable).parent / "workshop"
+# Headless Chromium as the tests run it: no background traffic (this machine's closed
+# network refuses it), no sandbox (root), a profile given per call (--user-data-dir).
+CHROMIUM = [
+    "chromium",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -19,6 +19,7 @@ import typer
 import yaml
 from bs4 import BeautifulSoup
 
+from tests.conftest import CHROMIUM
 from workshop.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,17 +27,6 @@ DOCS = [
     "INSTRUCTOR.md",
     "README.md",
     *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").rglob("*.md")),
-]
-CHROMIUM = [
-    "chromium",
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
 ]
 
 

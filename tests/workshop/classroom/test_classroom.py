@@ -19,7 +19,7 @@ import paramiko
 import pytest
 from bs4 import BeautifulSoup
 
-from tests.conftest import REPO, run_workshop
+from tests.conftest import CHROMIUM, REPO, run_workshop
 from tests.workshop.labs import work
 from workshop.labs import catalog
 from workshop.ssh import SshTarget, connect, probe_systemd
@@ -28,17 +28,6 @@ pytestmark = pytest.mark.labcloud
 
 LAB = "02-image-classifier"
 LABS = len(catalog.all_labs())  # every lab is delivered to every student
-CHROMIUM = [
-    "chromium",
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def admin(cloud: dict, index: int) -> SshTarget:
