@@ -23,6 +23,7 @@ PLAY = """
     verify_expected_images: [registry:5000/library/python:3.11-slim]
     verify_test_image: registry:5000/library/python:3.11-slim
     verify_gpu_workload_image: {workload!r}
+    verify_gpu_image: {image!r}
     ansible_local:
       workshop_gpu: {{driver_version: "580.159.04", cuda_max: "13.0"}}
     _verify_gpu_count: 1
@@ -42,12 +43,18 @@ PLAY = """
 """
 
 
-def render(tmp_path: Path, workload: str, registered: dict) -> dict:
+def render(
+    tmp_path: Path,
+    workload: str,
+    registered: dict,
+    image: str = "registry:5000/library/python:3.11-slim",
+) -> dict:
     out = tmp_path / "verify.json"
     play = tmp_path / "play.yml"
     play.write_text(
         PLAY.format(
             workload=workload,
+            image=image,
             registered=json.dumps(registered),
             out=out,
             template=REPO / "roles/verify/templates/verify.json.j2",
@@ -102,3 +109,16 @@ def test_the_gpu_column_names_what_a_cuda_program_sees(
     else:
         assert result["problems"] == []
         assert result["result"] == "ok"
+
+
+def test_without_a_gpu_test_image_the_column_says_so_instead_of_gpu_not_visible(tmp_path):
+    """The example inventory preloads no python base: nothing to run nvidia-smi in. The
+    table names the missing image; it used to run `docker run --gpus all` of nothing and
+    call every GPU host "GPU not visible"."""
+    result = render(tmp_path, "", {"skipped": True}, image="")
+    assert result["gpu"] == "not checked: no GPU test image"
+    assert result["problems"] == [
+        "no GPU test image to run nvidia-smi in: preload the python base (workshop prepare) "
+        "or set verify_gpu_image"
+    ]
+    assert "GPU not visible" not in json.dumps(result)
