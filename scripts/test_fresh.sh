@@ -30,7 +30,18 @@ stop_dockerd() {
   else
     pkill -x dockerd 2>/dev/null || true
   fi
-  for _ in $(seq 1 60); do pgrep -x dockerd >/dev/null || return 0; sleep 1; done
+  for _ in $(seq 1 60); do
+    if ! pgrep -x dockerd >/dev/null; then
+      # A stopped dockerd leaves its bridges (and their routes) behind: the next engine
+      # would make a network on a subnet the host already routes elsewhere. The engine
+      # that starts next makes its own again.
+      for link in $(ip -o link show type bridge | awk -F': ' '{print $2}' | grep -E '^(br-|docker0$)'); do
+        ip link delete "$link" 2>/dev/null || true
+      done
+      return 0
+    fi
+    sleep 1
+  done
   echo "test-fresh: dockerd did not stop within 60 s" >&2
   return 1
 }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -20,6 +22,7 @@ from workshop.labcloud.spec import (
 # Lab cloud subnets come out of this pool, one /24 per cohort.
 _SUBNET_TRIES = 5
 _SUBNET_POOL = ipaddress.IPv4Network(os.environ.get("WORKSHOP_LABCLOUD_POOL", "10.213.0.0/16"))
+ROUTES = Path("/proc/net/route")
 
 
 def ensure_network(client: docker.DockerClient, cohort: str) -> tuple[Any, ipaddress.IPv4Network]:
@@ -54,8 +57,29 @@ def ensure_network(client: docker.DockerClient, cohort: str) -> tuple[Any, ipadd
     raise AssertionError("the loop returns or raises")  # for mypy
 
 
+def routed_networks(table: Path | None = None) -> list[ipaddress.IPv4Network]:
+    """The networks this machine already routes (not the default route): another Docker
+    engine's bridges (left behind by one that stopped), a VPN, the LAN. A /24 among them
+    is not free, whatever this engine knows."""
+    found = []
+    try:
+        lines = (table or ROUTES).read_text().splitlines()[1:]
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        # Destination and Mask are hex in the host's byte order.
+        destination = ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(fields[1]), sys.byteorder))
+        mask = ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(fields[7]), sys.byteorder))
+        if int(mask):
+            found.append(ipaddress.IPv4Network(f"{destination}/{mask}", strict=False))
+    return found
+
+
 def _free_subnet(client: docker.DockerClient) -> ipaddress.IPv4Network:
-    taken = []
+    taken = routed_networks()
     for network in client.networks.list():
         for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
             if "Subnet" in config and ":" not in config["Subnet"]:
